@@ -1,0 +1,84 @@
+"""Shared fixtures. Expensive ones (models, servers) are per session; workspaces per test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+PG_URL = os.environ.get("AIW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("AIW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+NATS_URL = os.environ.get("AIW_TEST_NATS_URL", "nats://127.0.0.1:4222")
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test must say whether it is a unit or an integration test."""
+    missing = [item.nodeid for item in items
+               if not any(item.get_closest_marker(m) for m in ("unit", "integration"))]
+    if missing:
+        raise pytest.UsageError("tests without a 'unit' or 'integration' marker:\n  " + "\n  ".join(missing))
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Fail (never skip) when a server backend the test needs does not answer."""
+    if not _answers(host, port):
+        pytest.fail(f"{name} at {host}:{port} does not answer; start it (see .ci/run)", pytrace=False)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Settings for a fresh embedded workspace under tmp_path, isolated from the environment."""
+    from aiw.settings import build_settings
+
+    for var in list(os.environ):
+        if var.startswith("AIW_") and not var.startswith("AIW_TEST_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("AIW_HOME", str(tmp_path / "ws"))
+    return build_settings()
+
+
+@pytest.fixture
+def workspace(settings):  # type: ignore[no-untyped-def]
+    """An initialised embedded workspace."""
+    from aiw.workspace import Workspace
+
+    ws = Workspace(settings).init()
+    yield ws
+    ws.db.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    import sqlalchemy as sa
+
+    from aiw.db import normalise_url
+
+    schema = f"aiw_t_{secrets.token_hex(4)}"
+    admin = sa.create_engine(normalise_url(PG_URL))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -90,7 +90,10 @@ class MetadataDB:
             raise _translate(exc, self.safe_url) from exc
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+        """Bring every migration branch to its newest revision (idempotent).
+
+        Each capability owns a branch rooted at ``0001_foundation``.
+        """
         from alembic import command
         from alembic.config import Config
 
@@ -100,7 +103,7 @@ class MetadataDB:
         try:
             with self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, "heads")
         except sa.exc.OperationalError as exc:
             raise _translate(exc, self.safe_url) from exc
 

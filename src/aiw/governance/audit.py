@@ -179,19 +179,25 @@ class AuditLog:
             digest = record_hash(row.seq, row.ts, row.actor, row.action, row.resource, row.outcome,
                                  row.details, row.prev_hash)
             if digest != row.hash:
-                return VerifyReport(False, checked, row.seq, f"record {row.seq} was edited: its content no longer matches its hash")
+                reason = f"record {row.seq} was edited or moved: its content no longer matches its hash"
+                return VerifyReport(False, checked, row.seq, reason)
             if row.seq != expected_seq:
                 what = "missing (deleted)" if row.seq > expected_seq else "duplicated"
-                return VerifyReport(False, checked, row.seq, f"record {expected_seq} is {what}: sequence jumps to {row.seq}")
+                bad = expected_seq if row.seq > expected_seq else row.seq
+                reason = f"record {expected_seq} is {what}: sequence jumps to {row.seq}"
+                return VerifyReport(False, checked, bad, reason)
             if row.prev_hash != expected_prev:
-                return VerifyReport(False, checked, row.seq,
-                                    f"record {row.seq} does not chain to record {row.seq - 1}: inserted, reordered or its predecessor was replaced")
+                reason = (f"record {row.seq} does not chain to record {row.seq - 1}: "
+                          "inserted, reordered or its predecessor was replaced")
+                return VerifyReport(False, checked, row.seq, reason)
             expected_prev, expected_seq = row.hash, expected_seq + 1
         with self.db.engine.connect() as conn:
             head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
-        if int(head.seq) != expected_seq - 1 or head.hash != expected_prev:
-            return VerifyReport(False, checked, expected_seq if int(head.seq) >= expected_seq else int(head.seq),
-                                f"the log ends at record {expected_seq - 1} but its head says {head.seq}: records were removed from the end or the head was altered")
+        last = expected_seq - 1
+        if int(head.seq) != last or head.hash != expected_prev:
+            reason = (f"the log ends at record {last} but its head says {head.seq}: "
+                      "records were removed from the end, appended around the log, or the head was altered")
+            return VerifyReport(False, checked, min(int(head.seq), last + 1), reason)
         return VerifyReport(True, checked)
 
 
@@ -199,7 +205,8 @@ def _iso(value: str, name: str) -> str:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise InvalidInputError(f"The '{name}' filter must be an ISO-8601 time such as 2026-01-31T00:00:00. Got {value!r}.") from exc
+        raise InvalidInputError(
+            f"The '{name}' filter must be an ISO-8601 time such as 2026-01-31T00:00:00. Got {value!r}.") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).isoformat(timespec="microseconds")

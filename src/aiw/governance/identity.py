@@ -150,7 +150,8 @@ class KeyStore:
             raise AuthError("No API key given", hint="send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
         parts = key.split("_")
         if len(parts) < 3 or parts[0] != "aiw":
-            raise AuthError("Malformed API key", hint="keys look like aiw_<id>_<secret>; create one with 'aiw keys create'")
+            raise AuthError("Malformed API key",
+                            hint="keys look like aiw_<id>_<secret>; create one with 'aiw keys create'")
         with self.db.engine.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.id == parts[1])).first()
         if row is None or not hmac.compare_digest(row.key_hash, _digest(key)):
@@ -161,7 +162,7 @@ class KeyStore:
 
 
 def _to_key(row: sa.Row) -> ApiKey:
-    return ApiKey(row.id, row.name, row.role, _utc(row.created_at), row.created_by, _utc(row.revoked_at),
+    return ApiKey(row.id, row.name, row.role, _utc(row.created_at) or datetime.now(UTC), row.created_by, _utc(row.revoked_at),
                    _utc(row.last_used_at))
 
 

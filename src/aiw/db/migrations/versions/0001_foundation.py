@@ -11,7 +11,7 @@ from alembic import op
 
 revision = "0001_foundation"
 down_revision = None
-branch_labels = None
+branch_labels = ("foundation",)
 depends_on = None
 
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

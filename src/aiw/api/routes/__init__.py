@@ -1,0 +1,3 @@
+"""One router module per capability."""
+
+__all__: list[str] = []

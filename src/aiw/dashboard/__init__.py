@@ -1,0 +1,3 @@
+"""The Streamlit dashboard (``aiw ui``): a home page and one page per capability."""
+
+__all__: list[str] = []

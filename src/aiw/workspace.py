@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,8 @@ class ConcernStatus:
     location: str
     reachable: bool
     detail: str = ""
+    required: bool = True
+    """Whether the platform needs it now (an optional backend that is down does not fail readiness)."""
 
 
 def safe_join(root: Path, user_path: str | os.PathLike[str]) -> Path:
@@ -188,7 +190,7 @@ class Workspace:
             self._check("tracking", s.tracking.url, self.root / "mlflow.db"),
             self._check(f"vector index ({s.index.adapter})", s.index.url, self.root / "lancedb"),
             self._check("feature store online", s.features.online_url, self.root / "feature_repo"),
-            self._check("streaming (NATS)", s.engine.nats_url, None),
+            replace(self._check("streaming (NATS)", s.engine.nats_url, None), required=False),
         ]
         if s.engine.batch == "ray":
             out.append(self._check("batch engine (ray)", s.engine.ray_address, None))

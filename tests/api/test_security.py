@@ -62,8 +62,11 @@ def test_a_route_without_permission_fails_app_start(workspace, monkeypatch) -> N
     from aiw.api import app as app_module
     from aiw.errors import ConfigError
 
+    def rogue_endpoint() -> dict[str, bool]:
+        return {"leak": True}
+
     rogue = APIRouter()
-    rogue.add_api_route("/v1/rogue", dict, methods=["GET"])
+    rogue.add_api_route("/v1/rogue", rogue_endpoint, methods=["GET"])
     import types
 
     module = types.ModuleType("rogue_routes")

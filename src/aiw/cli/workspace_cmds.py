@@ -22,8 +22,9 @@ def status() -> None:
     ws = workspace()
     rows = ws.status()
     table(f"Workspace {ws.root}", ["concern", "backend", "location", "reachable", "detail"],
-          [(r.concern, r.backend, r.location, "yes" if r.reachable else "[red]NO[/]", r.detail) for r in rows])
-    if not all(r.reachable for r in rows):
+          [(r.concern, r.backend, r.location, "yes" if r.reachable else ("[red]NO[/]" if r.required else "no"),
+            r.detail if r.required else f"{r.detail} (optional)") for r in rows])
+    if not all(r.reachable for r in rows if r.required):
         raise typer.Exit(1)
 
 

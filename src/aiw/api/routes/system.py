@@ -22,9 +22,10 @@ def healthz() -> dict[str, str]:
 def readyz(ws: WorkspaceDep) -> JSONResponse:
     """Readiness: every configured backend answers (503 naming those that do not)."""
     checks = ws.status()
-    failing = [c.concern for c in checks if not c.reachable]
+    failing = [c.concern for c in checks if c.required and not c.reachable]
     body = {"status": "ok" if not failing else "unavailable", "failing": failing,
-            "checks": [{"concern": c.concern, "backend": c.backend, "reachable": c.reachable, "detail": c.detail}
+            "checks": [{"concern": c.concern, "backend": c.backend, "reachable": c.reachable,
+                       "required": c.required, "detail": c.detail}
                        for c in checks]}
     return JSONResponse(body, status_code=200 if not failing else 503)
 

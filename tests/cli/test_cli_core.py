@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,8 +47,10 @@ def test_init_status_keys_audit(run, settings) -> None:  # type: ignore[no-untyp
     assert "bob" in listing.output and secret not in listing.output
     key_id = secret.split("_")[1]
     assert run("keys", "revoke", key_id).exit_code == 0
-    log = run("audit", "log", "--action", "keys.")
-    assert "keys.revoke" in log.output and "keys.create" in log.output
+    log = run("audit", "log", "--action", "keys.", "--json")
+    actions = [json.loads(line)["action"] for line in log.output.strip().splitlines()]
+    assert actions == ["keys.revoke", "keys.create"]
+    assert "Audit log" in run("audit", "log").output
     verified = run("audit", "verify")
     assert verified.exit_code == 0 and "intact" in verified.output
 

@@ -61,6 +61,8 @@ def test_home_page_shows_workspace_backends_and_audit(workspace) -> None:  # typ
         assert "Enterprise AI Workflows" in body
         assert str(workspace.root) in body
         assert "Backends" in body
+        assert "metadata" in body and "sqlite" in body and "embedded" in body
+        assert "keys.create" in body and "dashboard-test" in body
     finally:
         server.terminate()
         server.wait(timeout=10)

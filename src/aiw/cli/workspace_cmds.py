@@ -55,7 +55,8 @@ def ui(
     workspace()
     home = Path(__file__).resolve().parent.parent / "dashboard" / "Home.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(port),
-           "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]
     raise typer.Exit(subprocess.call(cmd))
 
 

@@ -754,11 +754,12 @@ def _settle(rng: np.random.Generator, n_days: int, *, anomalies: pa.Table, **c: 
     window = end_s - c["reported_s"]
     first = rng.integers(5, 46, n) * 86400 + rng.integers(0, 8 * 3600, n)
     gap = np.full(n, 30 * 86400)
-    last = first + np.maximum(count - 1, 0) * gap
-    # squeeze the schedule of young claims so that every payment falls inside the window
-    squeeze = np.minimum(1.0, 0.95 * window / np.maximum(last, 1))
-    first = (first * squeeze).astype(np.int64)
-    gap = (gap * squeeze).astype(np.int64)
+    # Instalments that fall after the end date have not been paid yet (squeezing them into the
+    # window would pile payments onto the last days and trip the volume gates): a paid claim
+    # whose plan is not complete by then is still approved and paying.
+    due = np.where(first <= window, 1 + (window - first) // gap, 0)
+    count = np.minimum(count, due)
+    status = np.where(paid & (count < plan), 2, status)
     last = first + np.maximum(count - 1, 0) * gap
     decided = np.minimum(rng.integers(1, 60, n) * 86400, window)
     touched = np.minimum(rng.integers(0, 10 * 86400, n), window)

@@ -55,6 +55,9 @@ def test_home_page_shows_workspace_backends_and_audit(workspace) -> None:  # typ
             page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
             page.get_by_text("Latest audit events").wait_for(timeout=45_000)
             page.get_by_text("Audit chain intact").wait_for(timeout=30_000)
+            # tables are drawn by lazily loaded components: wait for their cells, not just the headings
+            page.get_by_text("platform.db").first.wait_for(timeout=30_000)
+            page.get_by_text("dashboard-test").first.wait_for(timeout=30_000)
             body = page.inner_text("body")
             page.screenshot(path=str(ARTIFACTS / "dashboard-home.png"), full_page=True)
             browser.close()

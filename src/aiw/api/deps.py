@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from aiw.errors import PolicyViolation
 from aiw.governance.identity import Principal
@@ -22,6 +22,7 @@ from aiw.workspace import Workspace
 __all__ = [
     "PUBLIC",
     "CurrentPrincipal",
+    "DbId",
     "SettingsDep",
     "WorkspaceDep",
     "authorize",
@@ -127,6 +128,8 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
+DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A positive database id.")]
+"""A path id that fits a 64-bit database integer (larger ids get a 422, never a 500)."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

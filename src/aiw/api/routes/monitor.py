@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
-from aiw.api.deps import CurrentPrincipal, WorkspaceDep, requires
+from aiw.api.deps import CurrentPrincipal, DbId, WorkspaceDep, requires
 
 __all__ = ["router"]
 
@@ -91,7 +91,7 @@ def list_reports(
 
 
 @router.get("/reports/{report_id}", openapi_extra=requires("monitor:read"))
-def get_report(report_id: int, ws: WorkspaceDep) -> dict[str, Any]:
+def get_report(report_id: DbId, ws: WorkspaceDep) -> dict[str, Any]:
     """One stored drift report, whole."""
     from aiw.mlops.monitoring.service import MonitoringService
 

@@ -82,3 +82,11 @@ def pg_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The bundled all-MiniLM-L6-v2 as a ``SentenceEmbedder``, loaded once for the whole session."""
+    from aiw.providers.embeddings import SentenceEmbedder
+
+    return SentenceEmbedder()

@@ -32,9 +32,11 @@ __all__ = [
     "MetadataSettings",
     "MonitoringSettings",
     "PipelineSettings",
+    "QualitySettings",
     "RagSettings",
     "RolloutSettings",
     "Settings",
+    "ServingSettings",
     "SqlSettings",
     "TrackingSettings",
     "WarehouseSettings",
@@ -87,6 +89,8 @@ class LLMSettings(_Section):
     model_path: str = Field("", description="Folder of a local transformers causal LM.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
     max_retries: int = Field(4, ge=0, le=20, description="Retries on 429/5xx/timeouts, with backoff.")
+    backoff_s: float = Field(0.5, ge=0, le=60, description="First retry wait in seconds; doubles per retry, with jitter.")
+    backoff_max_s: float = Field(30.0, ge=0, le=600, description="Longest wait between retries, Retry-After included.")
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0 = deterministic).")
     max_tokens: int = Field(512, ge=1, description="Most tokens generated per call.")
@@ -117,13 +121,31 @@ class RagSettings(_Section):
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
     vector_weight: float = Field(1.0, ge=0, description="Weight of the vector ranking in fusion.")
-    min_score: float = Field(0.25, ge=-1, le=1, description="Below this cosine, answer 'I don't know'.")
+    min_score: float = Field(0.35, ge=-1, le=1, description="Below this cosine, answer 'I don't know'.")
+    candidates: int = Field(100, ge=1, le=1000, description="Chunks each of BM25 and vector search fetch before fusion.")
+    feedback: bool = Field(True, description="Pseudo-relevance feedback: expand BM25 (RM3) and the query vector (Rocchio).")
+    feedback_docs: int = Field(10, ge=1, le=100, description="Top BM25 chunks whose terms expand the query (RM3).")
+    feedback_terms: int = Field(10, ge=1, le=100, description="Expansion terms added to the BM25 query (RM3).")
+    feedback_query_weight: float = Field(0.5, ge=0, le=1, description="Weight of the original terms in the RM3 query.")
+    vector_feedback_docs: int = Field(5, ge=1, le=100, description="Top vector hits averaged into the query vector.")
+    vector_feedback_weight: float = Field(0.5, ge=0, le=4, description="Weight of that average (Rocchio beta).")
+    role_tags: dict[str, list[str]] = Field(
+        default_factory=lambda: {"viewer": ["public"], "analyst": ["public"], "data_scientist": ["public", "internal"],
+                                 "approver": ["public", "internal"], "admin": ["public", "internal"]},
+        description="Access tags each role may read; a document is visible when one of its tags is.")
+    default_access_tags: list[str] = Field(default_factory=lambda: ["public"],
+                                           description="Access tags of documents that name none.")
+    allowed_roots: list[str] = Field(default_factory=list,
+                                     description="Folders API callers may ingest from; empty: the documents folder.")
 
 
 class FeatureSettings(_Section):
     """The Feast feature store."""
 
     online_url: str = Field("", description="redis://host:port for a Redis online store; empty for SQLite.")
+    project: str = Field("aiw", pattern=r"^[A-Za-z0-9_]+$",
+                         description="Feast project name; also the key prefix in a shared Redis.")
+    ttl_days: int = Field(3650, ge=1, description="How far back a point-in-time join looks for a feature row.")
 
 
 class EngineSettings(_Section):
@@ -143,18 +165,29 @@ class ApprovalPolicy(_Section):
 
 
 class RolloutSettings(_Section):
-    """Canary and shadow defaults."""
+    """Canary and shadow defaults (see aiw.mlops.rollout)."""
 
-    steps: list[int] = Field(default_factory=lambda: [5, 10, 25, 50, 100])
-    bake_s: float = Field(60.0, gt=0)
-    max_error_rate: float = Field(0.05, ge=0, le=1)
-    max_p95_ratio: float = Field(1.2, gt=0)
+    steps: list[float] = Field(default_factory=lambda: [5, 10, 25, 50, 100],
+                               description="Candidate traffic shares (percent) of a canary, increasing, ending at 100.")
+    bake_s: float = Field(60.0, gt=0, description="Seconds each step bakes before latency and shift are judged.")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="Candidate error rate that rolls back at once.")
+    max_p95_ratio: float = Field(1.2, gt=0, description="Candidate p95 latency over the champion's that rolls back.")
+    latency_floor_ms: float = Field(2.0, ge=0, description="p95 differences below this are noise, never a regression.")
+    max_prediction_psi: float = Field(0.25, gt=0, description="PSI between the arms' predictions that rolls back.")
+    min_requests: int = Field(100, ge=1, description="Requests each arm needs in a step before it is judged.")
+    tick_s: float = Field(0.25, gt=0, le=60, description="How often the controller evaluates live rollouts.")
+    poll_s: float = Field(1.0, gt=0, le=300, description="How often a server re-reads rollouts started elsewhere.")
+    window: int = Field(20_000, ge=100, description="Outcomes kept in memory per arm.")
+    shadow_queue: int = Field(256, ge=1, description="Mirrored requests waiting for the candidate; more are dropped.")
 
 
 class MonitoringSettings(_Section):
     """Drift detection defaults."""
 
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that is dataset drift.")
+    max_points: int = Field(100_000, ge=10_000, description="Distinct values a drift profile keeps per numeric column; more are sketched.")
+    window_hours: float = Field(24.0, gt=0, description="Served-traffic window compared with the one before it.")
+    reports_dir: str = Field("monitoring", description="Folder under <home>/artifacts for drift reports (JSON, HTML, profiles).")
 
 
 class AlertSettings(_Section):
@@ -163,12 +196,37 @@ class AlertSettings(_Section):
     webhooks: list[str] = Field(default_factory=list, description="Webhook URLs to notify.")
     webhook_secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key for webhooks.")
     allow_private: bool = Field(False, description="Allow webhooks to loopback/private addresses.")
+    rules: list[dict[str, Any]] = Field(default_factory=list, description="Alert rules replacing the defaults (see aiw.mlops.monitoring.alerts.AlertRule).")
+    timeout_s: float = Field(5.0, gt=0, le=120, description="Timeout of one webhook delivery.")
+    max_attempts: int = Field(8, ge=1, le=100, description="Webhook deliveries tried before the alert is dead-lettered.")
+    retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles per attempt.")
+    retry_max_s: float = Field(600.0, gt=0, description="Longest retry delay.")
+    poll_s: float = Field(2.0, gt=0, description="How often the outbox worker looks for due deliveries.")
 
 
 class PipelineSettings(_Section):
     """Pipelines and schedules."""
 
     daily_validation_cron: str = Field("0 6 * * *", description="Cron (UTC) of daily-validation.")
+    max_workers: int = Field(2, ge=1, le=64, description="Steps of one pipeline run at once (parallel branches).")
+    retries: int = Field(2, ge=0, le=20, description="Retries of a step that fails with a transient error.")
+    retry_backoff_s: float = Field(1.0, ge=0, description="First retry wait; doubles on each retry.")
+    step_timeout_s: float = Field(1800.0, gt=0, description="A step running longer than this fails.")
+    embedding_norm_warn: float = Field(0.05, gt=0, description="Relative shift of the mean L2 norm that warns.")
+    embedding_norm_critical: float = Field(0.15, gt=0, description="Relative mean-norm shift that blocks the swap.")
+    embedding_cosine_warn: float = Field(0.98, ge=-1, le=1, description="Centroid cosine below this warns.")
+    embedding_cosine_critical: float = Field(0.90, ge=-1, le=1, description="Centroid cosine below this blocks.")
+
+
+class QualitySettings(_Section):
+    """Data quality gates over the warehouse tables (aiw data check)."""
+
+    training_days: int = Field(14, ge=3, le=366, description="Days of history a volume check learns from.")
+    sensitivity: float = Field(3.0, gt=0, description="Standard deviations from the mean that fail a volume check.")
+    seasonality: Literal["none", "day_of_week"] = Field(
+        "none", description="day_of_week compares a day with the same weekday of earlier weeks.")
+    min_training_days: int = Field(7, ge=2, description="Fewer days of history than this skips the volume check.")
+    freshness_hours: float = Field(48.0, gt=0, description="A table whose newest row is older than this fails.")
 
 
 class ApiSettings(_Section):
@@ -177,6 +235,20 @@ class ApiSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface to bind.")
     port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+
+
+class ServingSettings(_Section):
+    """Model serving: real-time scoring, model cache and the served-traffic store."""
+
+    runtime: Literal["auto", "sklearn", "onnx"] = Field(
+        "auto", description="auto uses ONNX Runtime when it reproduces the model, else the model itself.")
+    onnx_tolerance: float = Field(1e-4, gt=0, le=0.1, description="Largest probability difference ONNX may show.")
+    alias_ttl_s: float = Field(2.0, gt=0, le=3600, description="Seconds an alias -> version lookup is trusted.")
+    max_rows: int = Field(10_000, ge=1, description="Most rows one predict request may carry.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest predict request body (audited 413).")
+    threads: int = Field(2, ge=1, le=64, description="Threads that run large predictions off the event loop.")
+    traffic_rows: int = Field(100_000, ge=0, description="Served requests kept per model for drift monitoring.")
+    traffic_sample_rows: int = Field(20, ge=0, le=10_000, description="Input rows kept per logged request.")
 
 
 class Settings(BaseSettings):
@@ -208,7 +280,9 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)  # type: ignore[arg-type]
     alerts: AlertSettings = Field(default_factory=AlertSettings)  # type: ignore[arg-type]
     pipelines: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
+    quality: QualitySettings = Field(default_factory=QualitySettings)  # type: ignore[arg-type]
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
+    serving: ServingSettings = Field(default_factory=ServingSettings)  # type: ignore[arg-type]
 
     @field_validator("log_level")
     @classmethod

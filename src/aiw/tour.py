@@ -24,6 +24,12 @@ __all__ = ["STEPS", "TourContext", "run_tour"]
 STEPS: list[tuple[str, str]] = [
     ("Workspace and identities", "aiw.tour:step_workspace"),
     ("Sample data", "aiw.data.sample:tour_step"),
+    ("Data platform", "aiw.data.tour:tour_step"),
+    ("Rapid insights", "aiw.sql.tour:tour_step"),
+    ("Document Q&A", "aiw.rag.tour:tour_step"),
+    ("Monitoring: drift and alerts", "aiw.mlops.monitoring.tour:tour_step"),
+    ("MLOps lifecycle", "aiw.mlops.tour:tour_step"),
+    ("Safe rollout", "aiw.mlops.rollout.tour:tour_step"),
 ]
 """(title, ``module:function``) in the order the tour runs them."""
 

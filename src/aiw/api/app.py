@@ -20,6 +20,11 @@ __all__ = ["ROUTERS", "create_app", "iter_routes"]
 ROUTERS: list[str] = [
     "aiw.api.routes.system",
     "aiw.api.routes.governance",
+    "aiw.api.routes.sql",
+    "aiw.api.routes.rag",
+    "aiw.api.routes.monitor",
+    "aiw.api.routes.models",
+    "aiw.api.routes.deployments",
 ]
 """Router modules, each exposing ``router``."""
 

@@ -30,6 +30,15 @@ _GROUPS: list[tuple[str, str | None, str]] = [
     ("aiw.cli.keys", "keys", "Create, list and revoke API keys."),
     ("aiw.cli.audit", "audit", "Read and verify the tamper-evident audit log."),
     ("aiw.cli.data", "data", "Sample data, dbt builds and data quality gates."),
+    ("aiw.cli.features", "features", "The feature store: apply, materialize, look up, training sets."),
+    ("aiw.cli.pipelines", "pipelines", "Run, list, schedule and deploy the named pipelines."),
+    ("aiw.cli.embeddings", "embeddings", "Refresh the RAG embeddings behind a drift gate."),
+    ("aiw.cli.sql", None, ""),
+    ("aiw.cli.insights", "insights", "Forecasts, anomalies and quick baseline models over warehouse tables."),
+    ("aiw.cli.rag", "rag", "Document Q&A: ingest documents, ask with citations, evaluate retrieval."),
+    ("aiw.cli.monitor", "monitor", "Drift reports, alerts and webhook delivery."),
+    ("aiw.cli.models", "models", "Train, register, approve, promote, document, export and score models."),
+    ("aiw.cli.deploy", "deploy", "Canary and shadow rollouts with guardrails and automatic rollback."),
 ]
 
 for _module, _name, _help in _GROUPS:

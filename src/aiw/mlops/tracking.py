@@ -1,0 +1,396 @@
+"""Training runs and models logged to MLflow, with the facts governance needs.
+
+:class:`Tracker` wraps MLflow (never forks it): it points MLflow at the workspace's tracking
+store, logs a scikit-learn model with its signature, an input example, explicit requirements (MLflow's
+own inference of them loads the model in a subprocess and costs 10 to 16 s), the training data's
+fingerprint and the code version, and writes two extra files into the model folder:
+
+* ``evaluation.json``: metrics, per-group metrics and fairness gaps, intended use, limitations;
+* ``verification.json``: held-out rows with the model's own probabilities, which the serving layer
+  uses to prove that an accelerated runtime (ONNX) reproduces the model before it serves with it.
+
+Both travel with the model files, so the registry's checksums cover them.
+
+**Trusted types.** MLflow 3.17 saves scikit-learn models with skops, which refuses to load any type
+not on an allow-list. The decision here: a model's allow-list is exactly the non-default types its
+own object graph holds (computed with ``skops.io.get_untrusted_types`` when the caller does not name
+them), restricted to scikit-learn, NumPy and SciPy; anything else must be listed explicitly by the
+caller. The registry records the list with the version and loads with *that* list (never the one in
+the model folder), after checking every file's SHA-256: a swapped file or a widened list is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiw.errors import BackendError, InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from aiw.workspace import Workspace
+
+__all__ = [
+    "EVALUATION_FILE",
+    "SAFE_TYPE_PREFIXES",
+    "VERIFICATION_FILE",
+    "DataFingerprint",
+    "LoggedModel",
+    "Tracker",
+    "code_version",
+    "data_fingerprint",
+    "default_pip_requirements",
+    "log_model",
+    "trusted_types_of",
+]
+
+EVALUATION_FILE = "evaluation.json"
+"""Name of the evaluation file written into every model folder logged here."""
+
+VERIFICATION_FILE = "verification.json"
+"""Name of the held-out rows file (split orient, with the model's probabilities)."""
+
+SAFE_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+"""Modules whose types may be trusted without the caller naming them."""
+
+_ARTIFACT = "model"
+_MAX_VERIFICATION_ROWS = 500
+
+
+@dataclass(frozen=True)
+class DataFingerprint:
+    """What a model was trained on: where from, how many rows, and a hash of their content.
+
+    Attributes:
+        table: The warehouse table (or query label) the rows came from.
+        rows: Number of rows.
+        sha256: SHA-256 over the rows' content (row order and values; index ignored).
+        columns: Column names in order.
+        source: How the rows were obtained (``mart`` or ``query``), free text.
+    """
+
+    table: str
+    rows: int
+    sha256: str
+    columns: tuple[str, ...] = ()
+    source: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        out = asdict(self)
+        out["columns"] = list(self.columns)
+        return out
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged to MLflow by :meth:`Tracker.log_model`.
+
+    Attributes:
+        run_id: The MLflow run.
+        model_uri: ``models:/m-...``, what the registry registers.
+        model_id: MLflow's logged-model id.
+        artifact_uri: Where the model's files live.
+        metrics: The metrics logged with it.
+        trusted_types: The skops allow-list the model was saved with.
+        seconds: Wall time of the logging.
+    """
+
+    run_id: str
+    model_uri: str
+    model_id: str
+    artifact_uri: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    trusted_types: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def data_fingerprint(frame: pd.DataFrame, table: str, *, source: str = "") -> DataFingerprint:
+    """The fingerprint of ``frame``: row count and a SHA-256 of its content.
+
+    The hash covers column names, dtypes and every value in order, so any change to the training
+    data (an edited amount, a dropped row, a reordered column) gives another fingerprint.
+    """
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInputError(f"data_fingerprint needs a pandas DataFrame. Got {type(frame).__name__}.")
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    if len(frame):
+        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        digest.update(hashed.tobytes())
+    return DataFingerprint(table=table, rows=len(frame), sha256=digest.hexdigest(),
+                           columns=tuple(str(c) for c in frame.columns), source=source)
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, str]:
+    """The code that trains: the package version and, in a git checkout, the commit and dirtiness."""
+    from aiw import __version__
+
+    out = {"package": "enterprise-ai-workflows", "version": __version__, "git_commit": "", "git_dirty": ""}
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5, check=False)
+        if commit.returncode == 0:
+            out["git_commit"] = commit.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=10, check=False)
+            out["git_dirty"] = "true" if dirty.stdout.strip() else "false"
+    except (OSError, subprocess.SubprocessError):  # no git on this machine: the version alone
+        pass
+    return out
+
+
+def default_pip_requirements() -> list[str]:
+    """Pinned requirements of a scikit-learn model saved with skops (no inference subprocess)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for dist in ("scikit-learn", "skops", "numpy", "pandas", "scipy"):
+        try:
+            pins.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def trusted_types_of(model: Any) -> list[str]:
+    """The non-default types skops must trust to load ``model``, sorted.
+
+    Raises:
+        InvalidInputError: a type outside scikit-learn, NumPy and SciPy is needed (name it
+            explicitly with ``trusted_types=`` if you vouch for it), or skops cannot save the model.
+    """
+    import skops.io
+
+    try:
+        needed = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    except Exception as exc:  # skops refuses lambdas, local classes ...: say so plainly
+        raise InvalidInputError(
+            f"The model cannot be saved safely with skops: {exc}",
+            hint="use estimators and functions defined at module top level") from exc
+    foreign = [t for t in needed if not t.startswith(SAFE_TYPE_PREFIXES)]
+    if foreign:
+        raise InvalidInputError(
+            f"The model holds types outside scikit-learn/NumPy/SciPy that loading would have to trust: "
+            f"{', '.join(foreign)}",
+            hint="pass trusted_types=[...] naming them if you vouch for that code")
+    return needed
+
+
+class Tracker:
+    """Log runs and models to the workspace's MLflow tracking store.
+
+    Args:
+        workspace: The workspace; its ``tracking_uri`` and ``settings.tracking`` are used.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.experiment = workspace.settings.tracking.experiment
+
+    def _activate(self) -> str:
+        """Point MLflow at this workspace and return the experiment id (created if missing)."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        uri = self.workspace.tracking_uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        client = MlflowClient(uri, uri)
+        try:
+            exp = client.get_experiment_by_name(self.experiment)
+            if exp is not None:
+                return str(exp.experiment_id)
+            location = None
+            if not self.workspace.settings.tracking.url:  # embedded: artifacts inside the workspace
+                location = f"{self.workspace.path('mlruns').as_uri()}/{self.experiment}"
+            return str(client.create_experiment(self.experiment, artifact_location=location))
+        except Exception as exc:
+            raise BackendError(f"The MLflow tracking store {uri} failed: {exc}",
+                               hint="check AIW_TRACKING__URL or the workspace's mlflow.db") from exc
+
+    def client(self) -> Any:
+        """An ``MlflowClient`` on this workspace (tracking and registry)."""
+        from mlflow import MlflowClient
+
+        self._activate()
+        return MlflowClient(self.workspace.tracking_uri, self.workspace.tracking_uri)
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        X_sample: pd.DataFrame,
+        *,
+        y_sample: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        evaluation: Mapping[str, Any] | None = None,
+        fingerprint: DataFingerprint | None = None,
+        trusted_types: Sequence[str] | None = None,
+        pip_requirements: Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_name: str | None = None,
+    ) -> LoggedModel:
+        """Log a fitted scikit-learn model in a new run, with everything the registry checks.
+
+        Args:
+            model: A fitted scikit-learn estimator or pipeline that takes a DataFrame.
+            name: The model's name (also the run name unless ``run_name`` is given).
+            X_sample: Rows the model accepts (held-out rows are best): the signature is inferred
+                from them, the first 5 become the input example and up to 500 become the
+                verification rows that an accelerated runtime must reproduce.
+            y_sample: The true labels of ``X_sample``, kept with the verification rows.
+            params: Training parameters to log.
+            metrics: Metrics to log (floats).
+            evaluation: Extra JSON-ready facts for the model card (per-group metrics, intended
+                use, limitations ...), written to ``evaluation.json`` in the model folder.
+            fingerprint: The training data's fingerprint; computed over ``X_sample`` if omitted.
+            trusted_types: The skops allow-list; computed from the model when omitted (see the
+                module docstring).
+            pip_requirements: Requirements to record; pinned defaults when omitted.
+            tags: Extra run tags.
+            run_name: The run's name.
+
+        Returns:
+            The logged model.
+
+        Raises:
+            InvalidInputError: a bad name, an empty sample, or a model skops cannot save safely.
+            BackendError: MLflow failed.
+        """
+        import mlflow
+        import mlflow.sklearn
+        import numpy as np
+        import pandas as pd
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.models import infer_signature
+        from threadpoolctl import threadpool_limits
+
+        from aiw.mlops.serving.predictor import ARGMAX_CLASSIFIERS
+
+        _check_name(name)
+        if not isinstance(X_sample, pd.DataFrame) or X_sample.empty:
+            raise InvalidInputError("The 'X_sample' parameter of log_model must be a non-empty pandas DataFrame.")
+        if not hasattr(model, "predict"):
+            raise InvalidInputError(f"The model must have a predict method. Got {type(model).__name__}.")
+        started = time.perf_counter()
+        types = list(trusted_types) if trusted_types is not None else trusted_types_of(model)
+        sample = X_sample.head(_MAX_VERIFICATION_ROWS).reset_index(drop=True)
+        try:
+            # A few hundred rows: one thread beats OpenMP contention on a small, busy machine.
+            with threadpool_limits(limits=1, user_api="openmp"):
+                proba = np.asarray(model.predict_proba(sample)) if hasattr(model, "predict_proba") else None
+                final = model.steps[-1][1] if hasattr(model, "steps") else model
+                if proba is not None and type(final).__name__ in ARGMAX_CLASSIFIERS:
+                    predictions = np.asarray(model.classes_)[np.argmax(proba, axis=1)]  # predict() by definition
+                else:
+                    predictions = np.asarray(model.predict(sample))
+        except Exception as exc:
+            raise InvalidInputError(f"The model cannot predict on X_sample: {exc}",
+                                    hint="pass rows with the columns and types the model was fitted on") from exc
+        signature = infer_signature(sample, predictions)
+        fp = fingerprint or data_fingerprint(X_sample, "X_sample", source="sample")
+        code = code_version()
+        run_tags = {
+            "aiw.model_name": name,
+            "aiw.data.table": fp.table,
+            "aiw.data.rows": str(fp.rows),
+            "aiw.data.sha256": fp.sha256,
+            "aiw.data.source": fp.source,
+            "aiw.code.version": code["version"],
+            "aiw.code.git_commit": code["git_commit"],
+            "aiw.code.git_dirty": code["git_dirty"],
+            **({"mlflow.source.git.commit": code["git_commit"]} if code["git_commit"] else {}),
+            **dict(tags or {}),
+        }
+        eval_doc = {"metrics": dict(metrics or {}), "data": fp.as_dict(), "code": code, **dict(evaluation or {})}
+        verify_doc = {
+            "columns": list(sample.columns),
+            "data": json.loads(sample.to_json(orient="values", date_format="iso", double_precision=15)),
+            "predictions": predictions.tolist(),
+            "probabilities": proba.tolist() if proba is not None else None,
+            "classes": [_plain(c) for c in getattr(model, "classes_", [])],
+            "labels": [_plain(v) for v in y_sample][: len(sample)] if y_sample is not None else None,
+        }
+        experiment_id = self._activate()
+        try:
+            # MLflow predicts on the input example to validate it: one thread, as above.
+            with tempfile.TemporaryDirectory(prefix="aiw-log-") as tmp, \
+                    threadpool_limits(limits=1, user_api="openmp"):
+                eval_path = Path(tmp, EVALUATION_FILE)
+                eval_path.write_text(json.dumps(eval_doc, indent=2, sort_keys=True, default=_plain))
+                verify_path = Path(tmp, VERIFICATION_FILE)
+                verify_path.write_text(json.dumps(verify_doc, default=_plain))
+                with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or name) as run:
+                    # One batch write for tags, params and metrics (three separate calls cost 3x).
+                    now_ms = int(time.time() * 1000)
+                    all_metrics = [Metric(k, float(v), now_ms, 0) for k, v in (metrics or {}).items()]
+                    all_params = [Param(k, _param(v)) for k, v in (params or {}).items()]
+                    all_tags = [RunTag(k, str(v)) for k, v in run_tags.items()]
+                    batch_client = MlflowClient(self.workspace.tracking_uri)
+                    # MLflow takes at most 1000 metrics, 100 params and 100 tags per batch.
+                    for i in range(0, max(len(all_metrics), 10 * len(all_params), 10 * len(all_tags), 1), 1000):
+                        j = i // 10
+                        batch_client.log_batch(run.info.run_id, metrics=all_metrics[i:i + 1000],
+                                               params=all_params[j:j + 100], tags=all_tags[j:j + 100])
+                    info = mlflow.sklearn.log_model(
+                        model, name=_ARTIFACT, signature=signature, input_example=sample.head(5),
+                        pip_requirements=list(pip_requirements or default_pip_requirements()),
+                        skops_trusted_types=types, serialization_format="skops",
+                        extra_files=[str(eval_path), str(verify_path)],
+                        metadata={"aiw_model_name": name, "aiw_data_sha256": fp.sha256},
+                    )
+        except InvalidInputError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"Logging the model {name!r} to MLflow failed: {exc}",
+                               hint="check the tracking store and, for skops errors, trusted_types") from exc
+        client = MlflowClient(self.workspace.tracking_uri)
+        artifact_uri = client.get_logged_model(info.model_id).artifact_location
+        return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id,
+                           artifact_uri=artifact_uri, metrics={k: float(v) for k, v in (metrics or {}).items()},
+                           trusted_types=tuple(types), seconds=time.perf_counter() - started)
+
+
+def log_model(workspace: Workspace, model: Any, name: str, X_sample: pd.DataFrame, **kwargs: Any) -> LoggedModel:
+    """Log ``model`` to the workspace's MLflow; see :meth:`Tracker.log_model` for the arguments."""
+    return Tracker(workspace).log_model(model, name, X_sample, **kwargs)
+
+
+def _check_name(name: str) -> None:
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
+        raise InvalidInputError(
+            f"A model name must be 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit. "
+            f"Got {name!r}.")
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:6000]
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and other odd values as JSON-ready Python values."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)

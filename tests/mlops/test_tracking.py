@@ -1,0 +1,130 @@
+"""Training and tracking: what a run records, the data fingerprint, trusted types, user models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiw.errors import InvalidInputError
+
+pytestmark = pytest.mark.unit
+
+
+def test_training_logs_params_metrics_fingerprint_and_code_version(mlops_ws: Any, trained: Any) -> None:
+    from aiw.mlops.tracking import Tracker
+
+    run = Tracker(mlops_ws).client().get_run(trained.logged.run_id)
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    assert params["estimator"] == "HistGradientBoostingClassifier" and int(params["train_rows"]) == 2250
+    for name in ("auc", "accuracy", "f1", "gender_F_auc", "gender_M_auc", "gap_gender_selection_rate"):
+        assert name in metrics, name
+    assert 0.55 < metrics["auc"] <= 1.0
+    assert tags["aiw.data.rows"] == "3000" and len(tags["aiw.data.sha256"]) == 64
+    assert tags["aiw.data.table"] == "claims+policies+customers" and tags["aiw.data.source"] == "query"
+    assert tags["aiw.code.version"] == "0.1.0" and len(tags["aiw.code.git_commit"]) in (0, 40)
+    assert trained.fingerprint.sha256 == tags["aiw.data.sha256"]
+
+
+def test_logged_model_has_signature_example_evaluation_and_exact_trusted_types(trained: Any) -> None:
+    import yaml
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    from aiw.mlops.training import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SENSITIVE_ATTRIBUTE
+
+    folder = Path(local_file_uri_to_path(trained.logged.artifact_uri))
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    inputs = json.loads(mlmodel["signature"]["inputs"])
+    assert [c["name"] for c in inputs] == [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+    assert SENSITIVE_ATTRIBUTE not in {c["name"] for c in inputs}
+    assert mlmodel["flavors"]["sklearn"]["serialization_format"] == "skops"
+    assert mlmodel["flavors"]["sklearn"]["skops_trusted_types"] == [
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+    assert mlmodel["saved_input_example_info"]["artifact_path"] == "input_example.json"
+    evaluation = json.loads((folder / "extra_files/evaluation.json").read_text())
+    assert set(evaluation["fairness"]["groups"]) == {"F", "M"}
+    assert "selection_rate" in evaluation["fairness"]["gaps"] and evaluation["intended_use"]
+    verification = json.loads((folder / "extra_files/verification.json").read_text())
+    assert len(verification["data"]) == 500 and len(verification["probabilities"]) == 500
+    reqs = (folder / "requirements.txt").read_text()
+    assert "scikit-learn==" in reqs and "skops==" in reqs
+
+
+def test_fingerprint_changes_with_any_value_and_not_with_the_index() -> None:
+    import pandas as pd
+
+    from aiw.mlops.tracking import data_fingerprint
+
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "z"]})
+    base = data_fingerprint(df, "t")
+    assert base.rows == 3 and base.columns == ("a", "b")
+    assert data_fingerprint(df.set_index(pd.Index([7, 8, 9])), "t").sha256 == base.sha256
+    edited = df.copy()
+    edited.loc[1, "a"] = 2.0000001
+    assert data_fingerprint(edited, "t").sha256 != base.sha256
+    assert data_fingerprint(df.iloc[:2], "t").sha256 != base.sha256
+    assert data_fingerprint(df[["b", "a"]], "t").sha256 != base.sha256
+    with pytest.raises(InvalidInputError):
+        data_fingerprint([1, 2], "t")  # type: ignore[arg-type]
+
+
+def test_users_log_their_own_model_through_the_same_api(mlops_ws: Any) -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from aiw.mlops.tracking import log_model, trusted_types_of
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x1": rng.normal(size=200), "x2": rng.normal(size=200)})
+    y = (X.x1 + X.x2 > 0).astype(int)
+    model = LogisticRegression().fit(X, y)
+    assert trusted_types_of(model) == []  # plain sklearn: nothing beyond skops' defaults
+    logged = log_model(mlops_ws, model, "user-logreg", X, y_sample=y.tolist(), metrics={"acc": 1.0},
+                       params={"C": 1.0})
+    assert logged.model_uri.startswith("models:/m-") and logged.trusted_types == ()
+    assert logged.metrics == {"acc": 1.0}
+
+
+class Doubler:
+    """A transformer outside scikit-learn, which loading would have to trust."""
+
+    def fit(self, X: Any, y: Any = None) -> Doubler:
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return X * 2
+
+
+def test_foreign_types_are_refused_unless_named() -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from aiw.mlops.tracking import trusted_types_of
+
+    X = pd.DataFrame({"x": np.arange(20.0)})
+    y = (X.x > 10).astype(int)
+    forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(X, y)
+    assert trusted_types_of(forest) == ["sklearn.tree._tree.Tree"]  # exactly the model's own types
+    foreign = Pipeline([("d", Doubler()), ("m", LogisticRegression())]).fit(X, y)
+    with pytest.raises(InvalidInputError, match="outside scikit-learn"):
+        trusted_types_of(foreign)
+
+
+def test_bad_arguments_are_refused(mlops_ws: Any) -> None:
+    import pandas as pd
+
+    from aiw.mlops.tracking import log_model
+    from aiw.mlops.training import train_claims_fraud
+
+    with pytest.raises(InvalidInputError, match="model name"):
+        log_model(mlops_ws, object(), "bad name!", pd.DataFrame({"a": [1]}))
+    with pytest.raises(InvalidInputError, match="X_sample"):
+        log_model(mlops_ws, object(), "ok", pd.DataFrame())
+    with pytest.raises(InvalidInputError, match="test_size"):
+        train_claims_fraud(mlops_ws, test_size=1.5)

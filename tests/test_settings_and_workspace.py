@@ -77,6 +77,8 @@ def test_safe_join_refuses_escapes(tmp_path: Path) -> None:
     for bad in ("../x", "/etc/passwd", "a/../../x"):
         with pytest.raises(InvalidInputError, match="escapes"):
             safe_join(tmp_path, bad)
+    with pytest.raises(InvalidInputError, match="NUL"):
+        safe_join(tmp_path, "a\x00b")
 
 
 @pytest.mark.integration

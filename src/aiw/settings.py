@@ -35,8 +35,8 @@ __all__ = [
     "QualitySettings",
     "RagSettings",
     "RolloutSettings",
-    "Settings",
     "ServingSettings",
+    "Settings",
     "SqlSettings",
     "TrackingSettings",
     "WarehouseSettings",
@@ -167,7 +167,7 @@ class ApprovalPolicy(_Section):
 class RolloutSettings(_Section):
     """Canary and shadow defaults (see aiw.mlops.rollout)."""
 
-    steps: list[float] = Field(default_factory=lambda: [5, 10, 25, 50, 100],
+    steps: list[float] = Field(default_factory=lambda: [5.0, 10.0, 25.0, 50.0, 100.0],
                                description="Candidate traffic shares (percent) of a canary, increasing, ending at 100.")
     bake_s: float = Field(60.0, gt=0, description="Seconds each step bakes before latency and shift are judged.")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="Candidate error rate that rolls back at once.")

@@ -55,7 +55,12 @@ def safe_join(root: Path, user_path: str | os.PathLike[str]) -> Path:
         InvalidInputError: the path is absolute outside ``root`` or climbs out with ``..``.
     """
     base = root.resolve()
-    target = (base / Path(user_path)).resolve()
+    if "\x00" in str(user_path):
+        raise InvalidInputError("The path contains a NUL byte", hint="pass a plain file or folder path")
+    try:
+        target = (base / Path(user_path)).resolve()
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"The path {str(user_path)!r} cannot be used: {exc}") from exc
     if target != base and base not in target.parents:
         raise InvalidInputError(f"The path {str(user_path)!r} escapes {base}", hint="use a path inside it")
     return target

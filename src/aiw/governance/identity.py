@@ -162,7 +162,8 @@ class KeyStore:
 
 
 def _to_key(row: sa.Row) -> ApiKey:
-    return ApiKey(row.id, row.name, row.role, _utc(row.created_at) or datetime.now(UTC), row.created_by, _utc(row.revoked_at),
+    created = _utc(row.created_at) or datetime.now(UTC)
+    return ApiKey(row.id, row.name, row.role, created, row.created_by, _utc(row.revoked_at),
                    _utc(row.last_used_at))
 
 

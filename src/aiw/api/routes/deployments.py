@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from aiw.api.deps import CurrentPrincipal, WorkspaceDep, requires
+from aiw.api.deps import CurrentPrincipal, DbId, WorkspaceDep, requires
 
 __all__ = ["router"]
 
@@ -35,7 +35,7 @@ class _GuardrailFields(BaseModel):
 class ShadowBody(_GuardrailFields):
     """A shadow deployment of ``version``."""
 
-    version: int = Field(ge=1, description="The candidate version")
+    version: int = Field(ge=1, le=2**63 - 1, description="The candidate version")
 
 
 class CanaryBody(ShadowBody):
@@ -66,7 +66,7 @@ def list_rollouts(request: Request, model: str | None = Query(None, max_length=2
 
 
 @router.get("/_rollouts/{rollout_id}", openapi_extra=requires("deployments:read"))
-def show_rollout(rollout_id: int, ws: WorkspaceDep) -> dict[str, Any]:
+def show_rollout(rollout_id: DbId, ws: WorkspaceDep) -> dict[str, Any]:
     """One rollout with every decision taken on it."""
     from aiw.mlops.rollout.store import RolloutStore
 

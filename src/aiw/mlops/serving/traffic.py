@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,10 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from aiw.db.schema import mlops_prediction_log, served_predictions
+from aiw.db.schema import mlops_prediction_log
 from aiw.errors import InvalidInputError
-from aiw.mlops.monitoring.traffic import TrafficRecord as ServedPrediction
-from aiw.mlops.monitoring.traffic import record_predictions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,18 +133,14 @@ class TrafficRecorder:
                 rows.append({"ts": ts, "model_name": model, "version": version, "alias": alias, "rows": n_rows,
                              "latency_ms": latency_ms, "inputs": json.dumps(sample, default=str),
                              "outputs": json.dumps(outputs, default=str), "source": source})
-            served = _served_rows(entries, rows)
             t = mlops_prediction_log
             with self.db.begin() as conn:
                 conn.execute(t.insert(), rows)
-                # the same rows, one per prediction, where drift monitoring reads served traffic
-                record_predictions(self.db, served, conn=conn)
                 for model in {r["model_name"] for r in rows}:
                     cutoff = conn.execute(sa.select(t.c.id).where(t.c.model_name == model).order_by(t.c.id.desc())
                                           .offset(self.settings.traffic_rows).limit(1)).scalar()
                     if cutoff is not None:
                         conn.execute(t.delete().where((t.c.model_name == model) & (t.c.id <= cutoff)))
-                    _trim_served(conn, model, self.settings.traffic_rows * max(1, self.settings.traffic_sample_rows))
             return len(rows)
 
     def close(self) -> None:
@@ -191,32 +184,3 @@ class TrafficRecorder:
 
     def __repr__(self) -> str:
         return f"TrafficRecorder(queued={len(self._queue)}, dropped={self.dropped})"
-
-
-def _served_rows(entries: list[tuple[Any, ...]], rows: list[dict[str, Any]]) -> list[ServedPrediction]:
-    """One monitoring record per sampled prediction; rows that are not plain JSON are left out."""
-    served = []
-    for entry, row in zip(entries, rows, strict=True):
-        ts, model, version, latency_ms = datetime.fromisoformat(entry[0]), entry[1], entry[2], entry[5]
-        samples = json.loads(row["inputs"])
-        outputs = json.loads(row["outputs"])
-        request = uuid.uuid4().hex
-        for i, features in enumerate(samples):
-            score = outputs["scores"][i] if outputs["scores"] is not None else None
-            record = ServedPrediction(model=model, version=str(version), request_id=f"{request}-{i}",
-                                      features=features, prediction=outputs["predictions"][i], ts=ts,
-                                      score=score, latency_ms=latency_ms)
-            try:
-                json.dumps([record.features, record.prediction], allow_nan=False, default=str)
-            except ValueError:  # NaN inputs: drift statistics cannot use them
-                continue
-            served.append(record)
-    return served
-
-
-def _trim_served(conn: sa.Connection, model: str, keep: int) -> None:
-    t = served_predictions
-    cutoff = conn.execute(sa.select(t.c.id).where(t.c.model == model).order_by(t.c.id.desc())
-                          .offset(keep).limit(1)).scalar()
-    if cutoff is not None:
-        conn.execute(t.delete().where((t.c.model == model) & (t.c.id <= cutoff)))

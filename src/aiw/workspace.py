@@ -240,11 +240,7 @@ def _probe_url(concern: str, url: str) -> ConcernStatus:
 
 
 def _connection_hooks(ai_functions: bool) -> list[Callable[[Any, Workspace], None]]:
-    """Initialisers run on every new warehouse connection, found without import-time effects."""
-    hooks: list[Callable[[Any, Workspace], None]] = []
-    try:
-        from aiw.sql.connection import configure_connection
-    except ImportError:  # the SQL capability is not part of this build
-        return hooks
-    hooks.append(lambda conn, ws: configure_connection(conn, ws, ai_functions=ai_functions))
-    return hooks
+    """Initialisers run on every new warehouse connection (imported here, not at module load)."""
+    from aiw.sql.connection import configure_connection
+
+    return [lambda conn, ws: configure_connection(conn, ws, ai_functions=ai_functions)]

@@ -147,30 +147,19 @@ class ChromaIndex:
     def delete_chunks(self, collection: str, chunk_ids: Sequence[str]) -> int:
         """Delete chunks by id."""
         ids = sorted(set(chunk_ids))
-        if not ids:
-            return 0
-        with self._lock:
-            coll = self._collection(collection)
-            if coll is None:
-                return 0
-            try:
-                found = coll.get(ids=ids, include=[])["ids"]
-                if found:
-                    coll.delete(ids=found)
-            except Exception as exc:
-                raise _backend(f"deleting from Chroma {collection!r}", exc) from exc
-            self._touched(collection)
-            return len(found)
+        return self._delete(collection, None, ids=ids) if ids else 0
 
-    def _delete(self, collection: str, where: dict[str, Any] | None) -> int:
-        if where is None:
+    def _delete(self, collection: str, where: dict[str, Any] | None, *, ids: list[str] | None = None) -> int:
+        """Delete the chunks that ``where`` or ``ids`` select; returns how many existed."""
+        if where is None and ids is None:
             return 0
+        select: dict[str, Any] = {"where": where} if where is not None else {"ids": ids}
         with self._lock:
             coll = self._collection(collection)
             if coll is None:
                 return 0
             try:
-                found = coll.get(where=where, include=[])["ids"]
+                found = coll.get(**select, include=[])["ids"]
                 if found:
                     coll.delete(ids=found)
             except Exception as exc:

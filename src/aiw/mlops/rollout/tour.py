@@ -156,7 +156,11 @@ def tour_step(ctx: TourContext) -> None:
 
         _approve(ctx, name, v3)  # approved after v2's promotion, which superseded open approvals
         started = time.perf_counter()
-        client.post(f"/v1/deployments/{name}/canary", json={"version": v3, **canary}).raise_for_status()
+        # The faulty version must be judged on its errors: on a busy machine a latency or shift
+        # verdict could otherwise win the race, and the tour would show a different reason.
+        errors_only = {"max_p95_ratio": 1000.0, "latency_floor_ms": 60_000.0, "max_prediction_psi": 1000.0}
+        client.post(f"/v1/deployments/{name}/canary",
+                    json={"version": v3, **canary, **errors_only}).raise_for_status()
         # The injected failures are the point here, and they are counted below: keep uvicorn's
         # traceback of each one out of the tour's output.
         with _quiet("uvicorn.error", "aiw.alerts"), LoadGenerator(url, ds_key, rows, workers=6) as load:

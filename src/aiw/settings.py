@@ -247,8 +247,8 @@ class ServingSettings(_Section):
     max_rows: int = Field(10_000, ge=1, description="Most rows one predict request may carry.")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest predict request body (audited 413).")
     threads: int = Field(2, ge=1, le=64, description="Threads that run large predictions off the event loop.")
-    traffic_rows: int = Field(100_000, ge=0, description="Served requests kept per model for drift monitoring.")
-    traffic_sample_rows: int = Field(20, ge=0, le=10_000, description="Input rows kept per logged request.")
+    traffic_rows: int = Field(100_000, ge=0, description="Served prediction rows kept per model (drift monitoring).")
+    traffic_sample_rows: int = Field(20, ge=0, le=10_000, description="Input rows kept per served request.")
 
 
 class Settings(BaseSettings):

@@ -170,9 +170,12 @@ def test_prometheus_metrics_per_model_and_version(client: Any, api_keys: dict[st
 
 
 def test_served_traffic_is_recorded_and_bounded(mlops_home: Path, champion: str) -> None:
+    """Serving writes the one traffic store that monitoring reads, bounded per model."""
     import asyncio
+    from datetime import UTC, datetime, timedelta
 
     from aiw.governance.identity import Principal
+    from aiw.mlops.monitoring.traffic import Window, traffic_frame
     from aiw.mlops.serving import ModelServer
 
     ws = make_workspace(mlops_home, serving={"traffic_rows": 5, "traffic_sample_rows": 2})
@@ -188,14 +191,52 @@ def test_served_traffic_is_recorded_and_bounded(mlops_home: Path, champion: str)
         asyncio.run(go())
         server.traffic.flush()
         recent = server.traffic.recent(champion, limit=100)
-        assert len(recent) == 5  # bounded per model
-        newest = recent[0]
-        assert newest.version == 1 and newest.rows == 3 and len(newest.inputs) == 2 and newest.latency_ms > 0
-        assert newest.inputs[0]["amount"] == 107.0 and len(newest.scores or []) == 2
-        frame = server.traffic.frame(champion, limit=5)
-        assert len(frame) == 10 and {"_prediction", "_score", "_version", "amount"} <= set(frame.columns)
+        assert len(recent) == 5  # bounded per model, in rows
+        newest, second = recent[0], recent[1]
+        assert newest["version"] == "1" and newest["alias"] == "champion" and newest["source"] == "rest"
+        assert newest["features"]["amount"] == 107.0 and newest["latency_ms"] > 0
+        assert newest["score"] is not None and 0.0 <= newest["score"] <= 1.0
+        # two sampled rows of the last request: `<id>` and `<id>:1`, the id labels are attached by
+        assert newest["request_id"] == second["request_id"] + ":1"
+        assert [r["features"]["amount"] for r in recent] == [107.0, 107.0, 106.0, 106.0, 105.0]
+        frame = server.traffic.frame(champion, limit=4)
+        assert len(frame) == 4 and {"prediction", "score", "version", "amount"} <= set(frame.columns)
+        assert frame["amount"].tolist() == [106.0, 106.0, 107.0, 107.0]  # oldest first
+        now = datetime.now(UTC)
+        window = traffic_frame(ws.db, champion, Window(now - timedelta(minutes=5), now + timedelta(minutes=1)))
+        assert len(window) == 5  # what drift monitoring reads is what the server stored
     finally:
         server.close()
+
+
+def test_drift_monitoring_reads_what_the_server_served(mlops_home: Path, champion: str) -> None:
+    """`aiw monitor drift --model` compares the served traffic with the training table."""
+    import asyncio
+
+    from aiw.governance.identity import Principal
+    from aiw.mlops.monitoring.service import MonitoringService
+    from aiw.mlops.serving import ModelServer
+
+    ws = make_workspace(mlops_home)
+    server = ModelServer(ws)
+    who = Principal("t", "data_scientist")
+
+    async def go() -> None:
+        for i in range(20):  # amounts far beyond anything in training: drift
+            rows = [{**SAMPLE_ROW, "amount": 50_000.0 + 1_000.0 * i + j} for j in range(20)]
+            await server.predict(champion, None, json.dumps({"dataframe_records": rows}).encode(), who)
+
+    try:
+        asyncio.run(go())
+        server.traffic.flush()
+    finally:
+        server.close()
+    # trained from the base tables (no dbt mart in this workspace), so the reference is named
+    check = MonitoringService(ws).check_model(champion, actor="tests", hours=1, reference_table="claims")
+    assert check.current_source.startswith("traffic:") and check.reference_source == "table:claims"
+    assert check.report.current_rows >= 400
+    verdicts = {c.column: c for c in check.report.columns}
+    assert verdicts["amount"].drifted, verdicts["amount"]
 
 
 def test_alias_move_is_served_without_restart_or_failed_requests(mlops_home: Path, trained: Any, people: People,

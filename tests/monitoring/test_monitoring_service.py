@@ -211,3 +211,55 @@ def test_cli_api_and_dashboard(warehouse, monkeypatch) -> None:  # type: ignore[
     assert "table:claims_cur" in shown and "days_to_report" in shown and "severe-drift" in shown
     assert any(m.label == "With dataset drift" and m.value == "1" for m in at.metric)
     load_settings.cache_clear()
+
+
+def test_labels_arrive_by_file_cli_and_api(workspace, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from aiw.api import create_app
+    from aiw.cli import app as cli
+    from aiw.errors import NotFoundError
+    from aiw.settings import load_settings
+
+    served = [{"model": "m", "version": "1", "request_id": f"q{i}", "features": {"x": float(i)},
+               "prediction": i % 2, "score": 0.9 if i % 2 else 0.1, "ts": NOW - timedelta(minutes=1)} for i in range(6)]
+    traffic.record_predictions(workspace.db, served)
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("request_id,label\nq0,0\nq1,0\nq9,1\n", encoding="utf-8")
+    assert traffic.load_labels(csv_file) == {"q0": "0", "q1": "0", "q9": "1"}
+    (tmp_path / "labels.jsonl").write_text('{"request_id": "q2", "label": 0}\n\n{"request_id": "q3", "label": 1}\n')
+    assert traffic.load_labels(tmp_path / "labels.jsonl") == {"q2": 0, "q3": 1}
+    (tmp_path / "bad.json").write_text('[{"id": "q2", "label": 0}]')
+    with pytest.raises(InvalidInputError, match=r"bad.json: record 0 needs 'request_id' and 'label'"):
+        traffic.load_labels(tmp_path / "bad.json")
+    (tmp_path / "labels.xlsx").write_text("x")
+    with pytest.raises(InvalidInputError, match="unknown labels format"):
+        traffic.load_labels(tmp_path / "labels.xlsx")
+    with pytest.raises(NotFoundError):
+        traffic.load_labels(tmp_path / "missing.csv")
+    with pytest.raises(InvalidInputError, match="request 'q4' must be a string, number or boolean"):
+        traffic.attach_labels(workspace.db, workspace.audit, "m", {"q4": [1]}, actor="t")
+
+    load_settings.cache_clear()
+    out = CliRunner().invoke(cli, ["monitor", "labels", "m", str(csv_file)])
+    assert out.exit_code == 0, out.output
+    assert " ".join(out.output.split()) == "attached 2 of 3 labels to 'm' (1 unknown request ids)"
+    key = workspace.keys.create("labeler", "data_scientist", actor="t")[1]
+    viewer = workspace.keys.create("looker", "viewer", actor="t")[1]
+    with TestClient(create_app(workspace.settings)) as client:
+        body = {"model": "m", "labels": {"q2": 0, "q3": 1, "q4": 0, "q5": 1}}
+        resp = client.post("/v1/monitor/labels", json=body, headers={"Authorization": f"Bearer {key}"})
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"model": "m", "given": 4, "attached": 4, "unknown": 0}
+        denied = client.post("/v1/monitor/labels", json=body, headers={"Authorization": f"Bearer {viewer}"})
+        assert denied.status_code == 403
+        empty = client.post("/v1/monitor/labels", json={"model": "m", "labels": {}},
+                            headers={"Authorization": f"Bearer {key}"})
+        assert empty.status_code == 422
+    load_settings.cache_clear()
+    window = traffic.Window(NOW - timedelta(hours=1), NOW)
+    perf = traffic.performance_drift(workspace.db, "m", traffic.Window(NOW - timedelta(hours=2), window.start), window)
+    # q0..q5 predicted 0,1,0,1,0,1 against labels 0,0,0,1,0,1: 5 of 6 right
+    assert perf.current.labelled == 6 and perf.current.accuracy == pytest.approx(5 / 6)
+    assert perf.current.auc == 1.0 - 0.125

@@ -170,6 +170,22 @@ def alerts(
 
 
 @app.command()
+def labels(
+    model: str = typer.Argument(..., help="The registered model the predictions came from."),
+    path: str = typer.Argument(..., help="CSV (request_id,label), JSON or JSON Lines file of true labels."),
+) -> None:
+    """Attach true labels to served predictions (by the request_id each prediction was answered with)."""
+    from aiw.mlops.monitoring.traffic import attach_labels, load_labels
+
+    ws = workspace()
+    given = load_labels(path)
+    attached = attach_labels(ws.db, ws.audit, model, given, actor=actor())
+    unknown = len(given) - attached
+    console.print(f"attached {attached} of {len(given)} labels to {model!r}"
+                  + (f" ({unknown} unknown request ids)" if unknown else ""))
+
+
+@app.command()
 def ack(alert_id: int = typer.Argument(..., help="The alert's id.")) -> None:
     """Acknowledge an alert."""
     from aiw.mlops.monitoring.alerts import AlertManager

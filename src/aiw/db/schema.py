@@ -62,7 +62,7 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
-# --- MLOps: governed model registry, approvals, aliases, served traffic (migration 0002_mlops) ---
+# --- MLOps: governed model registry, approvals and aliases (migration 0002_mlops) ---
 from sqlalchemy import Float, ForeignKey, UniqueConstraint  # noqa: E402
 
 __all__ += [
@@ -70,7 +70,6 @@ __all__ += [
     "mlops_aliases",
     "mlops_approvals",
     "mlops_model_versions",
-    "mlops_prediction_log",
     "mlops_promotion_requests",
 ]
 
@@ -152,22 +151,6 @@ mlops_alias_history = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_mlops_alias_history_model_alias", mlops_alias_history.c.model_name, mlops_alias_history.c.alias)
-
-mlops_prediction_log = Table(
-    "mlops_prediction_log",
-    metadata,
-    Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("ts", String(32), nullable=False, comment="UTC ISO-8601 with microseconds"),
-    Column("model_name", String(200), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("alias", String(50), nullable=True),
-    Column("rows", Integer, nullable=False),
-    Column("latency_ms", Float, nullable=False),
-    Column("inputs", Text, nullable=False, comment="JSON records (capped per request)"),
-    Column("outputs", Text, nullable=False, comment="JSON predictions and probabilities"),
-    Column("source", String(20), nullable=False, comment="rest | stream | batch"),
-)
-Index("ix_mlops_prediction_log_model_id", mlops_prediction_log.c.model_name, mlops_prediction_log.c.id)
 
 # --- Data platform: quality gates, schema snapshots, pipeline runs, embedding snapshots -----------
 # (migration 0003_data_platform)
@@ -289,7 +272,7 @@ embedding_snapshots = Table(
 Index("ix_embedding_snapshots_collection", embedding_snapshots.c.collection, embedding_snapshots.c.id)
 
 # --- Monitoring: served traffic, drift reports, alerts and the webhook outbox ----------------------
-# (migration 0004_monitoring)
+# (migration 0004_monitoring; 0006_served_traffic made it the one served-traffic store)
 from sqlalchemy import Boolean, Float, ForeignKey, UniqueConstraint  # noqa: E402
 
 __all__ += ["alert_outbox", "alerts", "drift_reports", "served_predictions"]
@@ -308,9 +291,12 @@ served_predictions = Table(
     Column("label", Text, nullable=True, comment="JSON of the true label, attached later"),
     Column("labeled_at", DateTime(timezone=True), nullable=True),
     Column("latency_ms", Float, nullable=True),
+    Column("alias", String(50), nullable=True, comment="the alias the caller asked for (0006)"),
+    Column("source", String(20), nullable=False, server_default="rest", comment="rest | stream | batch (0006)"),
     UniqueConstraint("model", "request_id", name="uq_served_predictions_model_request"),
 )
 Index("ix_served_predictions_model_ts", served_predictions.c.model, served_predictions.c.ts)
+Index("ix_served_predictions_model_id", served_predictions.c.model, served_predictions.c.id)
 
 drift_reports = Table(
     "drift_reports",

@@ -270,7 +270,8 @@ def export(name: str, version: VersionPath, body: ExportBody, ws: WorkspaceDep, 
 @router.get("/{name}/traffic", openapi_extra=requires("models:read"))
 def traffic(name: str, request: Request, version: int | None = Query(None, ge=1, le=_MAX_ID),
             limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
-    """The newest served requests of a model (inputs sample, predictions, latency, version)."""
+    """The newest served predictions of a model, newest first (features, prediction, score, label,
+    latency, the version that answered and the request id labels are attached by)."""
     server = _server(request)
     server.traffic.flush()
-    return [r.__dict__ for r in server.traffic.recent(name, version=version, limit=limit)]
+    return server.traffic.recent(name, version=version, limit=limit)

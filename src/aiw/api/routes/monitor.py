@@ -80,6 +80,24 @@ def run_drift(body: DriftRequest, request: Request, ws: WorkspaceDep, principal:
     return check.to_dict()
 
 
+class LabelsBody(BaseModel):
+    """True labels of served predictions, by the request id the prediction was answered with."""
+
+    model: str = Field(..., min_length=1, max_length=200, description="Registered model name.")
+    labels: dict[str, Any] = Field(..., min_length=1, max_length=100_000,
+                                   description="request_id -> true label (a JSON scalar).")
+
+
+@router.post("/labels", openapi_extra=requires("monitor:write"))
+def attach_labels(body: LabelsBody, ws: WorkspaceDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Attach true labels to served predictions: performance drift (accuracy, AUC) reads them."""
+    from aiw.mlops.monitoring.traffic import attach_labels as attach
+
+    attached = attach(ws.db, ws.audit, body.model, body.labels, actor=principal.name)
+    return {"model": body.model, "given": len(body.labels), "attached": attached,
+            "unknown": len(body.labels) - attached}
+
+
 @router.get("/reports", openapi_extra=requires("monitor:read"))
 def list_reports(
     ws: WorkspaceDep, subject: str | None = None, limit: int = Query(50, ge=1, le=1000)

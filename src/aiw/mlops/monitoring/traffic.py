@@ -1,14 +1,16 @@
 """Served traffic: what the serving layer records, and drift over windows of it.
 
-The serving layer calls :func:`record_predictions` for the requests it answers (one row per
-prediction, ``served_predictions`` table; a retried request with the same ``request_id`` is
-not recorded twice), and whoever learns the truth later calls :func:`attach_labels`.
+``served_predictions`` is the one store of served traffic. The serving layer (REST and stream,
+through :class:`aiw.mlops.serving.TrafficRecorder`) writes it with :func:`record_predictions`, one
+row per prediction (a retried request with the same ``request_id`` is not recorded twice), and
+keeps it bounded per model with :func:`trim_traffic`; whoever learns the truth later calls
+:func:`attach_labels` with the request ids the server answered with.
 
 * :func:`prediction_drift` - data drift of the predictions (and scores) between two windows;
 * :func:`performance_drift` - accuracy and ROC AUC per window over the labelled rows, and how
   much they dropped;
-* :func:`traffic_frame` - one window as a DataFrame (features, prediction, score, label) for
-  feature drift.
+* :func:`traffic_frame` - one window (or the newest rows) as a DataFrame (features, prediction,
+  score, label) for feature drift; :func:`recent_predictions` - the newest rows as records.
 
 Recording predictions is telemetry, not a change of platform state, so it is not audited row
 by row; attaching labels is (one audit record per call).
@@ -21,13 +23,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from aiw.db import MetadataDB
 from aiw.db.schema import served_predictions
-from aiw.errors import InvalidInputError
+from aiw.errors import InvalidInputError, NotFoundError
 from aiw.governance.audit import AuditLog
 
 if TYPE_CHECKING:
@@ -40,12 +43,18 @@ __all__ = [
     "TrafficRecord",
     "Window",
     "attach_labels",
+    "load_labels",
     "performance_drift",
     "prediction_drift",
+    "recent_predictions",
     "record_predictions",
     "traffic_frame",
     "traffic_windows",
+    "trim_traffic",
 ]
+
+
+_SOURCES = ("rest", "stream", "batch")
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class TrafficRecord:
         score: Probability of the positive class, when the model gives one (for AUC).
         label: The true label, when already known.
         latency_ms: Time taken to answer.
+        alias: The alias the caller asked for (``champion``), when it asked for one.
+        source: Where it was served: ``rest``, ``stream`` or ``batch``.
     """
 
     model: str
@@ -73,6 +84,8 @@ class TrafficRecord:
     score: float | None = None
     label: Any = None
     latency_ms: float | None = None
+    alias: str | None = None
+    source: str = "rest"
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,8 @@ def _row(rec: TrafficRecord | Mapping[str, Any], now: datetime) -> dict[str, Any
         raise InvalidInputError("A traffic record needs model, version and request_id.")
     if not isinstance(r.features, Mapping):
         raise InvalidInputError(f"The features of a traffic record must be an object. Got {type(r.features).__name__}.")
+    if r.source not in _SOURCES:
+        raise InvalidInputError(f"A traffic record's source must be one of {', '.join(_SOURCES)}. Got {r.source!r}.")
     ts = r.ts or now
     if ts.tzinfo is None:
         raise InvalidInputError("A traffic record's ts must be timezone-aware (UTC).")
@@ -129,6 +144,8 @@ def _row(rec: TrafficRecord | Mapping[str, Any], now: datetime) -> dict[str, Any
         "label": None if r.label is None else _json(r.label, "label"),
         "labeled_at": None if r.label is None else now,
         "latency_ms": r.latency_ms,
+        "alias": r.alias,
+        "source": r.source,
     }
 
 
@@ -176,15 +193,20 @@ def attach_labels(db: MetadataDB, audit: AuditLog, model: str, labels: Mapping[s
         .where(served_predictions.c.model == sa.bindparam("m"), served_predictions.c.request_id == sa.bindparam("rid"))
         .values(label=sa.bindparam("lbl"), labeled_at=sa.bindparam("at"))
     )
+    for rid, lbl in labels.items():
+        if not isinstance(lbl, str | int | float | bool) or (isinstance(lbl, float) and not math.isfinite(lbl)):
+            raise InvalidInputError(
+                f"The label of request {rid!r} must be a string, number or boolean. Got {lbl!r}.",
+                hint="send one class label (or target value) per request id")
     params = [{"m": model, "rid": str(rid), "lbl": _json(lbl, "label"), "at": now} for rid, lbl in labels.items()]
+    ids = [p["rid"] for p in params]
     with db.begin() as conn:
-        known = set(
-            conn.execute(
+        known: set[str] = set()
+        for i in range(0, len(ids), 5_000):  # stay under the databases' bound-parameter limits
+            known.update(conn.execute(
                 sa.select(served_predictions.c.request_id).where(
-                    served_predictions.c.model == model, served_predictions.c.request_id.in_([p["rid"] for p in params])
-                )
-            ).scalars()
-        )
+                    served_predictions.c.model == model, served_predictions.c.request_id.in_(ids[i:i + 5_000]))
+            ).scalars())
         todo = [p for p in params if p["rid"] in known]
         if todo:
             conn.execute(stmt, todo)
@@ -198,22 +220,111 @@ def attach_labels(db: MetadataDB, audit: AuditLog, model: str, labels: Mapping[s
     return len(todo)
 
 
-def _rows(db: MetadataDB, model: str, window: Window, version: str | None, limit: int | None) -> Sequence[Any]:
-    q = (
-        sa.select(served_predictions)
-        .where(
-            served_predictions.c.model == model,
-            served_predictions.c.ts >= window.start,
-            served_predictions.c.ts < window.end,
-        )
-        .order_by(served_predictions.c.ts)
-    )
+def load_labels(path: str | Path) -> dict[str, Any]:
+    """Read true labels from a file: CSV with ``request_id`` and ``label`` columns, JSON (an object
+    ``{request_id: label}`` or a list of ``{"request_id", "label"}`` records) or JSON Lines.
+
+    Raises:
+        NotFoundError: the file does not exist.
+        InvalidInputError: the format is unknown, or a record lacks ``request_id`` or ``label``.
+    """
+    import csv
+
+    p = Path(path)
+    if not p.is_file():
+        raise NotFoundError(f"No labels file at {p}", hint="give a .csv, .json or .jsonl file")
+    suffix = p.suffix.lower()
+    where = f"{p.name}"
+    try:
+        if suffix == ".csv":
+            with p.open(newline="", encoding="utf-8") as fh:
+                records: list[Any] = list(csv.DictReader(fh))
+        elif suffix == ".json":
+            data = json.loads(p.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                return {str(k): v for k, v in data.items()}
+            records = data if isinstance(data, list) else []
+        elif suffix == ".jsonl":
+            records = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:
+            raise InvalidInputError(f"{where}: unknown labels format {suffix!r}", hint="use .csv, .json or .jsonl")
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+        raise InvalidInputError(f"{where} is not valid {suffix[1:].upper()}: {exc}") from exc
+    labels: dict[str, Any] = {}
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping) or rec.get("request_id") in (None, "") or "label" not in rec:
+            raise InvalidInputError(f"{where}: record {i} needs 'request_id' and 'label'. Got {rec!r:.200}",
+                                    hint="a CSV header 'request_id,label', or JSON records with those keys")
+        labels[str(rec["request_id"])] = rec["label"]
+    if not labels:
+        raise InvalidInputError(f"{where} holds no labels")
+    return labels
+
+
+def trim_traffic(conn: sa.Connection, model: str, keep: int) -> int:
+    """Delete all but the newest ``keep`` served rows of ``model`` (inside the caller's transaction).
+
+    Returns:
+        How many rows were deleted.
+    """
+    if keep < 0:
+        raise InvalidInputError(f"The 'keep' parameter must be >= 0. Got {keep}.")
+    t = served_predictions
+    cutoff = conn.execute(
+        sa.select(t.c.id).where(t.c.model == model).order_by(t.c.id.desc()).offset(keep).limit(1)
+    ).scalar()
+    if cutoff is None:
+        return 0
+    return int(conn.execute(t.delete().where(t.c.model == model, t.c.id <= cutoff)).rowcount or 0)
+
+
+def _rows(
+    db: MetadataDB, model: str, window: Window | None, version: str | None, limit: int | None
+) -> Sequence[Any]:
+    """Rows of ``model`` in ``window``, oldest first; without a window, the newest ``limit`` rows."""
+    t = served_predictions
+    q = sa.select(t).where(t.c.model == model)
     if version is not None:
-        q = q.where(served_predictions.c.version == str(version))
+        q = q.where(t.c.version == str(version))
+    if window is None:
+        if not limit or not 1 <= limit <= 10_000_000:
+            raise InvalidInputError(f"Reading the newest traffic needs a limit in [1, 10000000]. Got {limit!r}.")
+        with db.engine.connect() as conn:
+            return list(reversed(conn.execute(q.order_by(t.c.id.desc()).limit(limit)).all()))
+    q = q.where(t.c.ts >= window.start, t.c.ts < window.end).order_by(t.c.ts, t.c.id)
     if limit:
         q = q.limit(limit)
     with db.engine.connect() as conn:
         return conn.execute(q).all()
+
+
+def recent_predictions(
+    db: MetadataDB, model: str, *, version: str | int | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The newest served predictions of ``model`` (optionally one version), newest first, as
+    JSON-ready records: ts, version, alias, source, request_id, features, prediction, score,
+    label, latency_ms."""
+    rows = _rows(db, model, None, None if version is None else str(version), limit)
+    return [
+        {
+            "ts": _utc(r.ts).isoformat(),
+            "version": r.version,
+            "alias": r.alias,
+            "source": r.source,
+            "request_id": r.request_id,
+            "features": json.loads(r.features),
+            "prediction": json.loads(r.prediction),
+            "score": r.score,
+            "label": None if r.label is None else json.loads(r.label),
+            "latency_ms": r.latency_ms,
+        }
+        for r in reversed(rows)
+    ]
+
+
+def _utc(ts: datetime) -> datetime:
+    """SQLite gives naive datetimes back: they were stored in UTC."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _scalar(value: Any) -> Any:
@@ -224,10 +335,10 @@ def _scalar(value: Any) -> Any:
 
 
 def traffic_frame(
-    db: MetadataDB, model: str, window: Window, *, version: str | None = None, limit: int | None = None
+    db: MetadataDB, model: str, window: Window | None, *, version: str | None = None, limit: int | None = None
 ) -> pd.DataFrame:
-    """One window of served traffic: a column per feature, then prediction, score, label,
-    version, request_id and ts."""
+    """One window of served traffic (``window=None``: the newest ``limit`` rows), oldest first: a
+    column per feature, then prediction, score, label, version, request_id and ts."""
     import pandas as pd
 
     rows = _rows(db, model, window, version, limit)

@@ -11,7 +11,7 @@ from aiw.mlops.serving.inputs import FORMATS, ColumnBatch, InputSchema, parse_pa
 from aiw.mlops.serving.loader import LoadedModel, ModelResolver, load_model_version
 from aiw.mlops.serving.predictor import OnnxPredictor, Prediction, Predictor, SklearnPredictor
 from aiw.mlops.serving.server import ModelServer, PayloadTooLarge
-from aiw.mlops.serving.traffic import TrafficRecord, TrafficRecorder
+from aiw.mlops.serving.traffic import TrafficRecorder
 
 __all__ = [
     "FORMATS",
@@ -25,7 +25,6 @@ __all__ = [
     "Prediction",
     "Predictor",
     "SklearnPredictor",
-    "TrafficRecord",
     "TrafficRecorder",
     "load_model_version",
     "parse_payload",

@@ -1,29 +1,33 @@
-"""The served-traffic store: what each model version was asked and answered, bounded, for drift.
+"""The serving side of the served-traffic store: what each model version was asked and answered.
 
 Scorers call :meth:`TrafficRecorder.record` (an append to an in-memory queue, microseconds); a
-background thread writes the queue to ``mlops_prediction_log`` in batches and trims the table to
-the newest ``serving.traffic_rows`` requests per model. Each record keeps up to
-``serving.traffic_sample_rows`` input rows, their predictions and positive-class scores, the
-latency and the version that answered. If writing falls behind, the oldest queued records are
+background thread writes the queue in batches to ``served_predictions``, the one traffic store
+that drift monitoring reads (:mod:`aiw.mlops.monitoring.traffic`), and trims it to the newest
+``serving.traffic_rows`` rows per model. Each request keeps up to ``serving.traffic_sample_rows``
+input rows, one stored row each with its prediction, positive-class score, latency, the version
+that answered and a request id (``<id>`` for the first row, ``<id>:<i>`` for the others) under
+which labels can be attached later. If writing falls behind, the oldest queued requests are
 dropped (and counted) rather than slowing requests down.
-
-Drift monitoring reads it back with :meth:`TrafficRecorder.frame` (one row per logged input row).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import threading
+import uuid
 from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from aiw.db.schema import mlops_prediction_log
 from aiw.errors import InvalidInputError
+from aiw.mlops.monitoring.traffic import (
+    TrafficRecord,
+    recent_predictions,
+    record_predictions,
+    traffic_frame,
+    trim_traffic,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,27 +37,20 @@ if TYPE_CHECKING:
     from aiw.mlops.serving.predictor import Prediction
     from aiw.settings import ServingSettings
 
-__all__ = ["TrafficRecord", "TrafficRecorder"]
+__all__ = ["TrafficRecorder", "row_request_id"]
 
 _log = logging.getLogger(__name__)
 _QUEUE = 50_000
 
 
-@dataclass(frozen=True)
-class TrafficRecord:
-    """One logged request."""
+def _finite(value: Any) -> Any:
+    """NaN and infinities (a model may be served missing values) are stored as JSON null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
-    id: int
-    ts: str
-    model: str
-    version: int
-    alias: str | None
-    rows: int
-    latency_ms: float
-    inputs: list[dict[str, Any]]
-    predictions: list[Any]
-    scores: list[float] | None
-    source: str
+
+def row_request_id(request_id: str, row: int) -> str:
+    """The stored request id of row ``row`` of a served request (labels are attached by it)."""
+    return request_id if row == 0 else f"{request_id}:{row}"
 
 
 class TrafficRecorder:
@@ -85,15 +82,20 @@ class TrafficRecorder:
         return self.settings.traffic_rows > 0
 
     def record(self, model: str, version: int, alias: str | None, batch: ColumnBatch, prediction: Prediction,
-               latency_s: float, *, source: str = "rest") -> None:
-        """Queue one served request (cheap: the JSON is built later, off the request path)."""
+               latency_s: float, *, source: str = "rest", request_id: str | None = None) -> str | None:
+        """Queue one served request (cheap: the JSON is built later, off the request path).
+
+        Returns:
+            The request id it is stored under (a new one unless given), or None when nothing is kept.
+        """
         if not self.enabled:
-            return
+            return None
+        rid = request_id or uuid.uuid4().hex
         n = self.settings.traffic_sample_rows
         cols = {k: v[:n] for k, v in batch.columns.items()}
         score = prediction.score
-        entry = (datetime.now(UTC).isoformat(timespec="microseconds"), model, int(version), alias, batch.rows,
-                 latency_s * 1000.0, cols, prediction.predictions[:n], None if score is None else score[:n], source)
+        entry = (datetime.now(UTC), model, int(version), alias, rid, latency_s * 1000.0, cols,
+                 prediction.predictions[:n], None if score is None else score[:n], source)
         with self._lock:
             if len(self._queue) >= _QUEUE:
                 self._queue.popleft()
@@ -101,6 +103,7 @@ class TrafficRecorder:
             self._queue.append(entry)
         if self._thread is None:
             self._start()
+        return rid
 
     def _start(self) -> None:
         with self._lock:
@@ -117,31 +120,31 @@ class TrafficRecorder:
                 _log.exception("writing served traffic failed")
 
     def flush(self) -> int:
-        """Write everything queued now and trim the table; returns the records written."""
+        """Write everything queued now and trim the store; returns the requests written."""
         with self._flush_lock:
             with self._lock:
                 entries = list(self._queue)
                 self._queue.clear()
             if not entries:
                 return 0
-            rows = []
-            for ts, model, version, alias, n_rows, latency_ms, cols, preds, scores, source in entries:
+            records = []
+            for ts, model, version, alias, rid, latency_ms, cols, preds, scores, source in entries:
                 names = list(cols)
                 lists = [cols[k].tolist() for k in names]
-                sample = [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
-                outputs = {"predictions": preds.tolist(), "scores": None if scores is None else scores.tolist()}
-                rows.append({"ts": ts, "model_name": model, "version": version, "alias": alias, "rows": n_rows,
-                             "latency_ms": latency_ms, "inputs": json.dumps(sample, default=str),
-                             "outputs": json.dumps(outputs, default=str), "source": source})
-            t = mlops_prediction_log
+                pred_list = preds.tolist()
+                score_list = None if scores is None else scores.tolist()
+                for i, values in enumerate(zip(*lists, strict=True)):
+                    records.append(TrafficRecord(
+                        model=model, version=str(version), request_id=row_request_id(rid, i),
+                        features={k: _finite(v) for k, v in zip(names, values, strict=True)},
+                        prediction=_finite(pred_list[i]) if i < len(pred_list) else None, ts=ts,
+                        score=None if score_list is None or i >= len(score_list) else _finite(score_list[i]),
+                        latency_ms=latency_ms, alias=alias, source=source))
             with self.db.begin() as conn:
-                conn.execute(t.insert(), rows)
-                for model in {r["model_name"] for r in rows}:
-                    cutoff = conn.execute(sa.select(t.c.id).where(t.c.model_name == model).order_by(t.c.id.desc())
-                                          .offset(self.settings.traffic_rows).limit(1)).scalar()
-                    if cutoff is not None:
-                        conn.execute(t.delete().where((t.c.model_name == model) & (t.c.id <= cutoff)))
-            return len(rows)
+                record_predictions(self.db, records, conn=conn)
+                for model in {e[1] for e in entries}:
+                    trim_traffic(conn, model, self.settings.traffic_rows)
+            return len(entries)
 
     def close(self) -> None:
         """Stop the writer and write what is left."""
@@ -151,36 +154,18 @@ class TrafficRecorder:
         self.flush()
 
     # -- reading -------------------------------------------------------------------------------
-    def recent(self, model: str, *, version: int | None = None, limit: int = 1000) -> list[TrafficRecord]:
-        """The newest logged requests of ``model`` (optionally one version), newest first."""
+    def recent(self, model: str, *, version: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """The newest stored rows of ``model`` (optionally one version), newest first."""
         if not 1 <= limit <= 1_000_000:
             raise InvalidInputError(f"The 'limit' parameter must be in [1, 1000000]. Got {limit}.")
-        t = mlops_prediction_log
-        query = sa.select(t).where(t.c.model_name == model)
-        if version is not None:
-            query = query.where(t.c.version == int(version))
-        with self.db.engine.connect() as conn:
-            rows = conn.execute(query.order_by(t.c.id.desc()).limit(limit)).all()
-        out = []
-        for r in rows:
-            outputs = json.loads(r.outputs)
-            out.append(TrafficRecord(int(r.id), r.ts, r.model_name, int(r.version), r.alias, int(r.rows),
-                                     float(r.latency_ms), json.loads(r.inputs), outputs.get("predictions") or [],
-                                     outputs.get("scores"), r.source))
-        return out
+        return recent_predictions(self.db, model, version=version, limit=limit)
 
     def frame(self, model: str, *, version: int | None = None, limit: int = 1000) -> pd.DataFrame:
-        """Logged input rows of ``model`` as a DataFrame (oldest first), with ``_prediction``,
-        ``_score``, ``_version`` and ``_ts`` columns: the "current" data of a drift check."""
-        import pandas as pd
-
-        records = []
-        for rec in reversed(self.recent(model, version=version, limit=limit)):
-            for i, row in enumerate(rec.inputs):
-                records.append({**row, "_prediction": rec.predictions[i] if i < len(rec.predictions) else None,
-                                "_score": rec.scores[i] if rec.scores and i < len(rec.scores) else None,
-                                "_version": rec.version, "_ts": rec.ts})
-        return pd.DataFrame.from_records(records)
+        """The newest ``limit`` stored rows of ``model`` as a DataFrame, oldest first: one column per
+        feature, then prediction, score, label, version, request_id and ts (a drift check's data)."""
+        if not 1 <= limit <= 1_000_000:
+            raise InvalidInputError(f"The 'limit' parameter must be in [1, 1000000]. Got {limit}.")
+        return traffic_frame(self.db, model, None, version=None if version is None else str(version), limit=limit)
 
     def __repr__(self) -> str:
         return f"TrafficRecorder(queued={len(self._queue)}, dropped={self.dropped})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -146,3 +147,73 @@ def test_bad_arguments_are_refused(audit: AuditLog) -> None:
         audit.append(" ", "x", "y")
     with pytest.raises(InvalidInputError, match="outcome"):
         audit.append("a", "x", "y", outcome="maybe")  # type: ignore[arg-type]
+
+
+def _rewrite_from(audit: AuditLog, conn: sa.Connection, start: int) -> None:
+    """A forger with write access rewrites records start.. and the head consistently."""
+    rows = conn.execute(sa.text("SELECT * FROM audit_log WHERE seq >= :s ORDER BY seq"), {"s": start}).all()
+    prev = conn.execute(sa.text("SELECT hash FROM audit_log WHERE seq = :p"), {"p": start - 1}).scalar_one()
+    for r in rows:
+        actor = "mallory" if r.seq == start else r.actor
+        digest = record_hash(r.seq, r.ts, actor, r.action, r.resource, r.outcome, r.details, prev)
+        conn.execute(sa.text("UPDATE audit_log SET actor = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
+                     {"a": actor, "p": prev, "h": digest, "s": r.seq})
+        prev = digest
+    conn.execute(sa.text("UPDATE audit_head SET hash = :h WHERE id = 1"), {"h": prev})
+
+
+def test_a_consistent_rewrite_is_caught_only_by_an_anchor(audit: AuditLog) -> None:
+    anchor = audit.anchor()
+    assert anchor.seq == 6 and audit.verify([anchor]).ok
+    audit.append("user0", "keys.create", "thing:7")
+    assert audit.verify([anchor]).ok  # appends after an anchor are fine
+    with audit.db.engine.begin() as conn:
+        _unlock(audit, conn)
+        _rewrite_from(audit, conn, 4)
+    assert audit.verify().ok  # the chain alone cannot tell
+    report = audit.verify([anchor])
+    assert not report.ok and report.first_bad_seq == 6 and "differs from the anchor" in report.reason
+
+
+def test_truncation_below_an_anchor_is_caught(audit: AuditLog) -> None:
+    from aiw.governance.audit import Anchor
+
+    with audit.db.engine.begin() as conn:
+        _unlock(audit, conn)
+        prev = conn.execute(sa.text("SELECT hash FROM audit_log WHERE seq = 5")).scalar_one()
+        conn.execute(sa.text("DELETE FROM audit_log WHERE seq = 6"))
+        conn.execute(sa.text("UPDATE audit_head SET seq = 5, hash = :h WHERE id = 1"), {"h": prev})
+    assert audit.verify().ok
+    report = audit.verify([Anchor(6, "a" * 64, "2026-11-01T00:00:00+00:00")])
+    assert not report.ok and "log ends at record 5" in report.reason
+
+
+def test_anchor_files_are_checked_and_used_by_the_cli(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from aiw.cli import app as cli
+    from aiw.governance.audit import load_anchors
+    from aiw.settings import load_settings
+
+    with pytest.raises(InvalidInputError, match="line 2 is not JSON"):
+        load_anchors('{"seq": 1, "hash": "' + "0" * 64 + '", "taken_at": ""}\nnot json')
+    with pytest.raises(InvalidInputError, match="hash must be 64 lowercase hex"):
+        load_anchors('{"seq": 1, "hash": "xyz", "taken_at": ""}')
+    with pytest.raises(InvalidInputError, match="holds no anchors"):
+        load_anchors("\n")
+    for var in [v for v in os.environ if v.startswith("AIW_") and not v.startswith("AIW_TEST_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AIW_HOME", str(tmp_path / "ws"))
+    load_settings.cache_clear()
+    runner = CliRunner()
+    anchors = tmp_path / "anchors.jsonl"
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    for _ in range(2):
+        out = runner.invoke(cli, ["audit", "anchor", "--out", str(anchors)])
+        assert out.exit_code == 0, out.output
+    assert len(load_anchors(anchors.read_text())) == 2
+    ok = runner.invoke(cli, ["audit", "verify", "--anchors", str(anchors)])
+    assert ok.exit_code == 0 and "consistent with 2 anchor(s)" in ok.output
+    missing = runner.invoke(cli, ["audit", "verify", "--anchors", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2 and "no anchors file" in missing.output
+    load_settings.cache_clear()

@@ -37,9 +37,42 @@ def log(
 
 
 @app.command()
-def verify() -> None:
+def verify(
+    anchors: str = typer.Option(None, "--anchors", help="JSON Lines file of anchors ('aiw audit anchor --out')."),
+) -> None:
     """Prove the log intact, or name the first record that was edited, deleted, inserted or moved."""
-    report = workspace().audit.verify()
+    from pathlib import Path
+
+    from aiw.governance.audit import load_anchors
+
+    pinned = []
+    if anchors:
+        path = Path(anchors)
+        if not path.is_file():
+            fail(f"no anchors file at {path}", 2)
+        pinned = load_anchors(path.read_text(encoding="utf-8"), path.name)
+    report = workspace().audit.verify(pinned)
     if not report.ok:
         fail(f"audit log TAMPERED at record {report.first_bad_seq}: {report.reason}", 6)
-    console.print(f"[green]audit log intact[/]: {report.checked} records, hash chain verified")
+    suffix = f", consistent with {len(pinned)} anchor(s)" if pinned else ""
+    console.print(f"[green]audit log intact[/]: {report.checked} records, hash chain verified{suffix}")
+
+
+@app.command()
+def anchor(
+    out: str = typer.Option(None, "--out", help="Append the anchor to this JSON Lines file (else print it)."),
+) -> None:
+    """Print (or append to a file) the chain's head: keep it outside the database, then verify with it."""
+    import os
+    from pathlib import Path
+
+    taken = workspace().audit.anchor()
+    if not out:
+        print(taken.to_json())
+        return
+    path = Path(out)
+    with path.open("a", encoding="utf-8") as fh:  # one line per anchor; an append never rewrites earlier ones
+        fh.write(taken.to_json() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    console.print(f"anchored record {taken.seq} ({taken.hash[:12]}...) in {path}")

@@ -4,13 +4,18 @@ Each record stores the SHA-256 of its predecessor (``prev_hash``) and its own ha
 content and ``prev_hash``. :meth:`AuditLog.verify` walks the chain and names the first record
 that was edited, deleted, inserted or moved. The database refuses UPDATE and DELETE on the table
 (triggers created by the migration), so tampering needs deliberate work, and is then detected.
+
+A chain alone cannot catch a forger with write access who rewrites every record from some point
+on and the head consistently. :meth:`AuditLog.anchor` closes that: it returns the head (sequence
+number and hash) to be kept outside the database (a ticket, a write-once bucket, git); verifying
+with anchors then fails if any record at or before an anchor was changed since it was taken.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,7 +26,7 @@ from aiw.db import MetadataDB
 from aiw.db.schema import audit_head, audit_log
 from aiw.errors import InvalidInputError
 
-__all__ = ["GENESIS", "AuditLog", "AuditRecord", "Outcome", "VerifyReport"]
+__all__ = ["GENESIS", "Anchor", "AuditLog", "AuditRecord", "Outcome", "VerifyReport", "load_anchors"]
 
 GENESIS = "0" * 64
 Outcome = Literal["success", "failure", "denied"]
@@ -45,6 +50,47 @@ class AuditRecord:
     def as_dict(self) -> dict[str, Any]:
         """The record as plain JSON-ready data."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The chain's head at one moment: record ``seq`` had hash ``hash``, as seen at ``taken_at``."""
+
+    seq: int
+    hash: str
+    taken_at: str
+
+    def to_json(self) -> str:
+        """One line of JSON (anchors files hold one per line)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "anchor") -> Anchor:
+        """Parse and check one anchor."""
+        if not isinstance(data, dict) or set(data) - {"seq", "hash", "taken_at"} or "seq" not in data:
+            raise InvalidInputError(f"{where} must be an object with seq, hash and taken_at. Got {data!r:.200}")
+        seq, digest = data.get("seq"), data.get("hash")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise InvalidInputError(f"{where}: seq must be a non-negative integer. Got {seq!r}")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise InvalidInputError(f"{where}: hash must be 64 lowercase hex digits. Got {digest!r:.80}")
+        return cls(seq, digest, str(data.get("taken_at", "")))
+
+
+def load_anchors(text: str, where: str = "anchors") -> list[Anchor]:
+    """Anchors from JSON Lines text (blank lines ignored)."""
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{where} line {n} is not JSON: {exc}") from exc
+        out.append(Anchor.from_dict(data, f"{where} line {n}"))
+    if not out:
+        raise InvalidInputError(f"{where} holds no anchors", hint="write one with 'aiw audit anchor --out FILE'")
+    return out
 
 
 @dataclass
@@ -165,14 +211,23 @@ class AuditLog:
                 yield from rows
                 last = rows[-1].seq
 
-    def verify(self) -> VerifyReport:
+    def anchor(self) -> Anchor:
+        """The current head, to keep outside the database (see the module's docstring)."""
+        with self.db.engine.connect() as conn:
+            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+        return Anchor(int(head.seq), str(head.hash), datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def verify(self, anchors: Sequence[Anchor] = ()) -> VerifyReport:
         """Walk the whole chain and report the first record that breaks it.
 
         Detects an edited record (its hash no longer matches its content), a deleted record (a gap
         in the sequence, or a successor whose ``prev_hash`` names a missing hash), an inserted
         record (it does not chain to its predecessor) and reordered records (the chain links
         disagree with the order), plus a head that does not match the last record (truncation).
+        With ``anchors``, also a chain rewritten consistently since an anchor was taken: the
+        anchored record's hash differs, or the log no longer reaches it.
         """
+        pinned = {a.seq: a for a in anchors if a.seq > 0}
         expected_prev, expected_seq, checked = GENESIS, 1, 0
         for row in self._walk():
             checked += 1
@@ -190,6 +245,11 @@ class AuditLog:
                 reason = (f"record {row.seq} does not chain to record {row.seq - 1}: "
                           "inserted, reordered or its predecessor was replaced")
                 return VerifyReport(False, checked, row.seq, reason)
+            anchor = pinned.get(row.seq)
+            if anchor is not None and anchor.hash != row.hash:
+                reason = (f"record {row.seq} differs from the anchor taken at {anchor.taken_at or 'an unknown time'}: "
+                          "the chain up to it was rewritten since")
+                return VerifyReport(False, checked, row.seq, reason)
             expected_prev, expected_seq = row.hash, expected_seq + 1
         with self.db.engine.connect() as conn:
             head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
@@ -198,6 +258,12 @@ class AuditLog:
             reason = (f"the log ends at record {last} but its head says {head.seq}: "
                       "records were removed from the end, appended around the log, or the head was altered")
             return VerifyReport(False, checked, min(int(head.seq), last + 1), reason)
+        beyond = [a for a in anchors if a.seq > last]
+        if beyond:
+            first = min(beyond, key=lambda a: a.seq)
+            reason = (f"an anchor names record {first.seq} but the log ends at record {last}: "
+                      "records were removed since the anchor was taken")
+            return VerifyReport(False, checked, last + 1, reason)
         return VerifyReport(True, checked)
 
 

@@ -17,6 +17,7 @@ codes::
     ├── IntegrityError                stored data failed a check (checksum, audit hash chain)
     ├── RolloutError                  a canary or shadow deployment cannot go on
     ├── PipelineError                 a pipeline step failed
+    ├── ModelError                    a served model raised while scoring input that passed its checks
     └── BackendError                  a backend (database, index, server) failed
         ├── TransientBackendError     worth retrying: timeouts, refused connections, 429/5xx
         └── PermanentBackendError     retrying will not help
@@ -32,6 +33,7 @@ __all__ = [
     "ConflictError",
     "IntegrityError",
     "InvalidInputError",
+    "ModelError",
     "NotFoundError",
     "PermanentBackendError",
     "PipelineError",
@@ -92,6 +94,25 @@ class RolloutError(AiwError):
 
 class PipelineError(AiwError):
     """A pipeline or one of its steps failed."""
+
+
+class ModelError(AiwError):
+    """A served model raised while scoring input that passed its signature checks.
+
+    The message names the model, the version and the exception's type, never its text (which
+    may carry data or secrets); the server log has the traceback.
+
+    Attributes:
+        model: The model's name.
+        version: The version that failed.
+        error_type: The type name of the exception the model raised.
+    """
+
+    def __init__(self, message: str, *, model: str, version: int, error_type: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.model = model
+        self.version = version
+        self.error_type = error_type
 
 
 class BackendError(AiwError):

@@ -215,22 +215,29 @@ def test_drift_monitoring_reads_what_the_server_served(mlops_home: Path, champio
 
     from aiw.governance.identity import Principal
     from aiw.mlops.monitoring.service import MonitoringService
+    from aiw.mlops.monitoring.traffic import attach_labels
     from aiw.mlops.serving import ModelServer
 
     ws = make_workspace(mlops_home)
     server = ModelServer(ws)
     who = Principal("t", "data_scientist")
 
+    answered: list[str] = []
+
     async def go() -> None:
         for i in range(20):  # amounts far beyond anything in training: drift
             rows = [{**SAMPLE_ROW, "amount": 50_000.0 + 1_000.0 * i + j} for j in range(20)]
-            await server.predict(champion, None, json.dumps({"dataframe_records": rows}).encode(), who)
+            out = await server.predict(champion, None, json.dumps({"dataframe_records": rows}).encode(), who)
+            answered.append(json.loads(out)["request_id"])
 
     try:
         asyncio.run(go())
         server.traffic.flush()
     finally:
         server.close()
+    # the request id in each answer is what true labels are attached by (row i > 0: "<id>:<i>")
+    labels = dict.fromkeys(answered, 0) | {f"{answered[0]}:1": 1, "never-served": 1}
+    assert attach_labels(ws.db, ws.audit, champion, labels, actor="tests") == len(answered) + 1
     # trained from the base tables (no dbt mart in this workspace), so the reference is named
     check = MonitoringService(ws).check_model(champion, actor="tests", hours=1, reference_table="claims")
     assert check.current_source.startswith("traffic:") and check.reference_source == "table:claims"

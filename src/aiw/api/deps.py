@@ -20,9 +20,11 @@ from aiw.settings import Settings
 from aiw.workspace import Workspace
 
 __all__ = [
+    "MAX_MODEL_VERSION",
     "PUBLIC",
     "CurrentPrincipal",
     "DbId",
+    "ModelVersionId",
     "SettingsDep",
     "WorkspaceDep",
     "authorize",
@@ -128,8 +130,13 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
+MAX_MODEL_VERSION = 2**31 - 1
+"""The largest model version number (MLflow's registry stores them as 32-bit integers)."""
+
 DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A positive database id.")]
 """A path id that fits a 64-bit database integer (larger ids get a 422, never a 500)."""
+ModelVersionId = Annotated[int, Path(ge=1, le=MAX_MODEL_VERSION, description="A model version number.")]
+"""A model version in a path: a :data:`DbId` within MLflow's 32-bit version numbers."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

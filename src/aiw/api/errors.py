@@ -21,6 +21,7 @@ from aiw.errors import (
     ConflictError,
     IntegrityError,
     InvalidInputError,
+    ModelError,
     NotFoundError,
     PermanentBackendError,
     PipelineError,
@@ -40,6 +41,7 @@ STATUS: dict[type[AiwError], tuple[int, str]] = {
     IntegrityError: (409, "integrity_error"),
     RolloutError: (409, "rollout_error"),
     PipelineError: (500, "pipeline_error"),
+    ModelError: (500, "model_error"),
     TransientBackendError: (503, "backend_unavailable"),
     PermanentBackendError: (502, "backend_error"),
     ConfigError: (500, "config_error"),
@@ -67,7 +69,10 @@ async def _aiw_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AiwError)
     status, kind = _status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(status, kind, exc.message, exc.hint), status_code=status, headers=headers)
+    extra = {"model": exc.model, "version": exc.version, "error_type": exc.error_type} if isinstance(
+        exc, ModelError) else {}
+    return JSONResponse(error_body(status, kind, exc.message, exc.hint, **extra), status_code=status,
+                        headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

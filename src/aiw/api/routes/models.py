@@ -1,28 +1,25 @@
 """Models: governed registry, approvals, cards, export, and real-time scoring under ``/v1/models``.
 
 Scoring: ``POST /v1/models/{name}/predict`` (the ``champion``), ``/v1/models/{name}@{alias}/predict``
-or ``?alias=``, and ``/v1/models/{name}/versions/{version}/predict``; bodies in MLflow's formats.
+or ``?alias=``, and ``/v1/models/{name}/versions/{version}/predict``; bodies in MLflow's formats, or
+entity keys whose features are read from the online feature store (see :func:`predict`).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from aiw.api.deps import CurrentPrincipal, WorkspaceDep, requires
+from aiw.api.deps import MAX_MODEL_VERSION, CurrentPrincipal, DbId, ModelVersionId, WorkspaceDep, requires
 from aiw.api.errors import error_body
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-_MAX_ID = 2**31 - 1
-VersionPath = Annotated[int, Path(ge=1, le=_MAX_ID, description="Model version")]
-RequestPath = Annotated[int, Path(ge=1, le=_MAX_ID, description="Promotion request id")]
 
 _server_lock = threading.Lock()
 
@@ -121,14 +118,31 @@ async def _predict(request: Request, name: str, ref: str | int | None, principal
 async def predict(name: str, request: Request,
                   alias: str | None = Query(None, description="Alias to score with (default champion)"),
                   ) -> Response:
-    """Score rows with the model's ``champion`` (or ``name@alias``, or ``?alias=``)."""
+    """Score rows with the model's ``champion`` (or ``name@alias``, or ``?alias=``).
+
+    The body carries the model's input columns in one of MLflow's formats
+    (``{"dataframe_records": [{"amount": 1200.5, ...}]}``, ``dataframe_split``, ``instances``,
+    ``inputs``), or entity keys, and the server reads the inputs from the online feature store
+    (the body of Feast's feature server)::
+
+        {"entities": {"claim_id": [17, 42]}}
+        {"entities": {"claim_id": [17, 42]}, "feature_service": "claims_fraud"}
+        {"entities": {"claim_id": [17]}, "features": ["claim_features:amount", ...]}
+
+    Each input column of the model's signature is fed by the online feature of the same name (in
+    a view looked up by the given keys; or in the feature service; or as named). The answer lists
+    one prediction per key, in order, and ``"features": {"source": "online_store", "refs": [...]}``.
+    Unknown keys, features or services, and keys the online store holds nothing for, get a 422
+    that names them. A model that raises gets a 500 of type ``model_error`` naming the model,
+    version and exception type.
+    """
     model, _, at = name.partition("@")
     return await _predict(request, model, at or alias, request.state.principal)
 
 
 @router.post("/{name}/versions/{version}/predict", openapi_extra=requires("models:predict"))
-async def predict_version(name: str, version: VersionPath, request: Request) -> Response:
-    """Score rows with one explicit version."""
+async def predict_version(name: str, version: ModelVersionId, request: Request) -> Response:
+    """Score rows with one explicit version (bodies as for ``POST /v1/models/{name}/predict``)."""
     return await _predict(request, name, version, request.state.principal)
 
 
@@ -161,7 +175,7 @@ def show_model(name: str, ws: WorkspaceDep) -> dict[str, Any]:
 
 
 @router.get("/{name}/versions/{version}", openapi_extra=requires("models:read"))
-def show_version(name: str, version: VersionPath, ws: WorkspaceDep) -> dict[str, Any]:
+def show_version(name: str, version: ModelVersionId, ws: WorkspaceDep) -> dict[str, Any]:
     """One version: lineage, checksums, metrics, signature."""
     mv = _registry(ws).get(name, version)
     gates = _workflow(ws).gates(mv)
@@ -184,7 +198,7 @@ def model_requests(name: str, ws: WorkspaceDep) -> list[dict[str, Any]]:
 
 
 @router.post("/{name}/versions/{version}/requests", status_code=201, openapi_extra=requires("models:request"))
-def request_promotion(name: str, version: VersionPath, body: RequestBody, ws: WorkspaceDep,
+def request_promotion(name: str, version: ModelVersionId, body: RequestBody, ws: WorkspaceDep,
                       principal: CurrentPrincipal) -> dict[str, Any]:
     """Request that a version be promoted to ``staging`` or ``production``."""
     result: dict[str, Any] = _workflow(ws).request(name, version, body.target, principal, reason=body.reason).as_dict()
@@ -202,7 +216,7 @@ def _request_of(ws: Any, name: str, request_id: int) -> Any:
 
 
 @router.post("/{name}/requests/{request_id}/approve", openapi_extra=requires("models:approve"))
-def approve(name: str, request_id: RequestPath, body: DecisionBody, ws: WorkspaceDep,
+def approve(name: str, request_id: DbId, body: DecisionBody, ws: WorkspaceDep,
             principal: CurrentPrincipal) -> dict[str, Any]:
     """Approve a pending request (not your own)."""
     result: dict[str, Any] = _request_of(ws, name, request_id).approve(request_id, principal,
@@ -211,7 +225,7 @@ def approve(name: str, request_id: RequestPath, body: DecisionBody, ws: Workspac
 
 
 @router.post("/{name}/requests/{request_id}/reject", openapi_extra=requires("models:approve"))
-def reject(name: str, request_id: RequestPath, body: DecisionBody, ws: WorkspaceDep,
+def reject(name: str, request_id: DbId, body: DecisionBody, ws: WorkspaceDep,
            principal: CurrentPrincipal) -> dict[str, Any]:
     """Reject a pending request, saying why."""
     result: dict[str, Any] = _request_of(ws, name, request_id).reject(request_id, principal,
@@ -220,7 +234,7 @@ def reject(name: str, request_id: RequestPath, body: DecisionBody, ws: Workspace
 
 
 @router.post("/{name}/versions/{version}/promote", openapi_extra=requires("models:promote"))
-def promote(name: str, version: VersionPath, body: PromoteBody, ws: WorkspaceDep, principal: CurrentPrincipal,
+def promote(name: str, version: ModelVersionId, body: PromoteBody, ws: WorkspaceDep, principal: CurrentPrincipal,
             ) -> dict[str, Any]:
     """Move the target's alias to an approved, gate-passing version."""
     result: dict[str, Any] = _workflow(ws).promote(name, version, body.target, principal).as_dict()
@@ -237,7 +251,7 @@ def rollback(name: str, body: RollbackBody, ws: WorkspaceDep, principal: Current
 
 
 @router.get("/{name}/versions/{version}/card", openapi_extra=requires("models:read"))
-def card(name: str, version: VersionPath, ws: WorkspaceDep, format: Literal["md", "html"] = "md") -> Response:
+def card(name: str, version: ModelVersionId, ws: WorkspaceDep, format: Literal["md", "html"] = "md") -> Response:
     """The model card, as Markdown or HTML (built on the fly, not written)."""
     from aiw.mlops.registry import build_card
 
@@ -248,7 +262,7 @@ def card(name: str, version: VersionPath, ws: WorkspaceDep, format: Literal["md"
 
 
 @router.post("/{name}/versions/{version}/card", openapi_extra=requires("models:write"))
-def write_card(name: str, version: VersionPath, ws: WorkspaceDep, principal: CurrentPrincipal) -> dict[str, Any]:
+def write_card(name: str, version: ModelVersionId, ws: WorkspaceDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Write the card's Markdown and HTML under the workspace's artifacts (audited)."""
     from aiw.mlops.registry import write_model_card
 
@@ -258,7 +272,7 @@ def write_card(name: str, version: VersionPath, ws: WorkspaceDep, principal: Cur
 
 
 @router.post("/{name}/versions/{version}/export", openapi_extra=requires("models:write"))
-def export(name: str, version: VersionPath, body: ExportBody, ws: WorkspaceDep, principal: CurrentPrincipal,
+def export(name: str, version: ModelVersionId, body: ExportBody, ws: WorkspaceDep, principal: CurrentPrincipal,
            ) -> dict[str, Any]:
     """Export a version to ONNX for the edge, checked against the original on held-out rows."""
     from aiw.mlops.serving.edge import export_onnx
@@ -268,7 +282,7 @@ def export(name: str, version: VersionPath, body: ExportBody, ws: WorkspaceDep, 
 
 
 @router.get("/{name}/traffic", openapi_extra=requires("models:read"))
-def traffic(name: str, request: Request, version: int | None = Query(None, ge=1, le=_MAX_ID),
+def traffic(name: str, request: Request, version: int | None = Query(None, ge=1, le=MAX_MODEL_VERSION),
             limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
     """The newest served predictions of a model, newest first (features, prediction, score, label,
     latency, the version that answered and the request id labels are attached by)."""

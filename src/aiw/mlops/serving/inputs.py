@@ -7,6 +7,13 @@ Accepted bodies (the formats of MLflow's scoring server)::
     {"instances": [{"a": 1, "b": "x"}]}        or rows in signature order: [[1, "x"]]
     {"inputs": {"a": [1, 2], "b": ["x", "y"]}}  or records, or rows in signature order
 
+Or entity keys, whose features the server reads from the online feature store (the body of
+Feast's own feature server; see :mod:`aiw.features.online`)::
+
+    {"entities": {"claim_id": [17, 42]}}
+    {"entities": {"claim_id": [17]}, "feature_service": "claims_fraud"}
+    {"entities": {"claim_id": [17]}, "features": ["claim_features:amount", ...]}
+
 Every problem names the column and why: missing, unexpected (extra), or of the wrong type (with
 the row and the offending value). The result is one NumPy array per column, built without pandas,
 so a one-row request costs microseconds here.
@@ -24,10 +31,15 @@ import numpy as np
 from aiw.errors import InvalidInputError
 from aiw.mlops.registry.versions import ColumnSpec
 
-__all__ = ["FORMATS", "ColumnBatch", "InputSchema", "parse_payload", "rows_to_batch"]
+__all__ = ["ENTITIES", "FORMATS", "ColumnBatch", "EntityRequest", "InputSchema", "parse_payload", "parse_request",
+           "rows_to_batch"]
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 """The MLflow input formats understood here."""
+
+ENTITIES = "entities"
+"""The key of a request by entity keys (features read from the online store)."""
+_ENTITY_OPTIONS = ("features", "feature_service")
 
 _NUMERIC = ("double", "float")
 _INTEGER = ("long", "integer")
@@ -62,6 +74,23 @@ class ColumnBatch:
         n = self.rows if limit is None else min(limit, self.rows)
         cols = {k: v[:n].tolist() for k, v in self.columns.items()}
         return [{k: cols[k][i] for k in cols} for i in range(n)]
+
+
+@dataclass(frozen=True)
+class EntityRequest:
+    """A scoring request by entity keys: the server reads the model's inputs from the online store.
+
+    Attributes:
+        entities: Join key -> one key value per row (all lists of ``rows`` length).
+        rows: Rows to score.
+        features: Explicit ``view:feature`` references, or None.
+        feature_service: A feature service to take the features from, or None.
+    """
+
+    entities: dict[str, list[Any]]
+    rows: int
+    features: tuple[str, ...] | None = None
+    feature_service: str | None = None
 
 
 def _type_name(value: Any) -> str:
@@ -223,22 +252,21 @@ def parse_payload(body: bytes | str | dict[str, Any], schema: InputSchema, *, ma
         InvalidInputError: not JSON, an unknown format, too many rows, or columns that are
             missing, unexpected or of the wrong type (each named).
     """
-    if isinstance(body, bytes | str):
-        try:
-            doc = json.loads(body)
-        except ValueError as exc:
-            raise InvalidInputError(f"The request body is not valid JSON: {exc}") from None
-    else:
-        doc = body
+    doc = _json(body)
+    return _parse_doc(doc, schema, max_rows, FORMATS)
+
+
+def _parse_doc(doc: Any, schema: InputSchema, max_rows: int, accepted: Sequence[str]) -> ColumnBatch:
     if not isinstance(doc, dict):
-        raise InvalidInputError(f"The request body must be a JSON object with one of the keys {', '.join(FORMATS)}.")
+        raise InvalidInputError(f"The request body must be a JSON object with one of the keys {', '.join(accepted)}.")
     keys = [k for k in doc if k in FORMATS]
     unknown = [k for k in doc if k not in FORMATS and k != "params"]
     if len(keys) != 1 or unknown:
         raise InvalidInputError(
-            f"The request body must have exactly one of the keys {', '.join(FORMATS)}"
+            f"The request body must have exactly one of the keys {', '.join(accepted)}"
             + (f"; unknown keys: {', '.join(map(str, unknown))}" if unknown else f"; got {', '.join(keys) or 'none'}"),
-            hint='e.g. {"dataframe_records": [{"column": value, ...}]}')
+            hint='e.g. {"dataframe_records": [{"column": value, ...}]}'
+                 + (' or {"entities": {"claim_id": [17]}}' if ENTITIES in accepted else ""))
     fmt = keys[0]
     data = doc[fmt]
     problems: list[str] = []
@@ -271,6 +299,65 @@ def parse_payload(body: bytes | str | dict[str, Any], schema: InputSchema, *, ma
         raise InvalidInputError("Invalid input: " + "; ".join(problems[:_MAX_PROBLEMS]),
                                 hint=f"this model takes {schema.describe()}")
     return rows_to_batch(cols, schema, problems=problems)
+
+
+def parse_request(body: bytes | str | dict[str, Any], schema: InputSchema, *, max_rows: int,
+                  ) -> ColumnBatch | EntityRequest:
+    """Parse one scoring request: feature values (:func:`parse_payload`) or entity keys.
+
+    Raises:
+        InvalidInputError: as :func:`parse_payload`; for entity keys, a malformed ``entities``
+            object (not lists, lists of different lengths, no keys), or both ``features`` and
+            ``feature_service``.
+    """
+    doc = _json(body)
+    if isinstance(doc, dict) and ENTITIES in doc:
+        return _entity_request(doc, max_rows)
+    return _parse_doc(doc, schema, max_rows, (*FORMATS, ENTITIES))
+
+
+def _json(body: bytes | str | dict[str, Any]) -> Any:
+    if isinstance(body, bytes | str):
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise InvalidInputError(f"The request body is not valid JSON: {exc}") from None
+    return body
+
+
+def _entity_request(doc: dict[str, Any], max_rows: int) -> EntityRequest:
+    example = '{"entities": {"claim_id": [17, 42]}}'
+    unknown = [k for k in doc if k != ENTITIES and k not in _ENTITY_OPTIONS]
+    if unknown:
+        raise InvalidInputError(
+            f"A request by entity keys takes '{ENTITIES}' and optionally one of {', '.join(_ENTITY_OPTIONS)}; "
+            f"unknown keys: {', '.join(map(str, unknown))}", hint=f"e.g. {example}")
+    entities = doc[ENTITIES]
+    if not isinstance(entities, dict) or not entities:
+        raise InvalidInputError(f"'{ENTITIES}' must be an object of join key: [key values].", hint=f"e.g. {example}")
+    for k, v in entities.items():
+        if not isinstance(v, list):
+            raise InvalidInputError(f"entities[{k!r}] must be a list of key values (one per row). Got {_type_name(v)}.",
+                                    hint=f"e.g. {example}")
+    lengths = {len(v) for v in entities.values()}
+    if len(lengths) > 1:
+        raise InvalidInputError(
+            "Every list in 'entities' must have one value per row; got lengths "
+            + ", ".join(f"{k}: {len(v)}" for k, v in entities.items()))
+    rows = lengths.pop()
+    _check_rows(rows, max_rows)
+    features, service = doc.get("features"), doc.get("feature_service")
+    if features is not None and service is not None:
+        raise InvalidInputError("Give either 'features' or 'feature_service', not both.")
+    if features is not None and (not isinstance(features, list) or not features
+                                 or not all(isinstance(f, str) for f in features)):
+        raise InvalidInputError("'features' must be a non-empty list of 'view:feature' references.",
+                                hint='e.g. ["claim_features:amount", "claim_features:region"]')
+    if service is not None and (not isinstance(service, str) or not service):
+        raise InvalidInputError("'feature_service' must be the name of a feature service.",
+                                hint='e.g. "claims_fraud"')
+    return EntityRequest({str(k): v for k, v in entities.items()}, rows,
+                         tuple(features) if features is not None else None, service)
 
 
 def _check_rows(n: int, max_rows: int) -> None:

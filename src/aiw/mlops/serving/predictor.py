@@ -77,6 +77,8 @@ class Predictor(Protocol):
         * ``schema`` names the columns a batch must hold; batches are validated before they reach
           ``predict`` (see :func:`aiw.mlops.serving.inputs.parse_payload`).
         * ``runtime`` says what computes the answer (``sklearn`` or ``onnx``).
+        * Whatever the model raises on a valid batch propagates unchanged; the REST server answers
+          it with :class:`~aiw.errors.ModelError` (the model, version and exception type only).
     """
 
     schema: InputSchema

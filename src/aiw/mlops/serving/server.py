@@ -6,24 +6,34 @@ and queues it for the traffic store. Small requests on the ONNX runtime are scor
 loop (tens of microseconds); large ones, loads and the scikit-learn runtime run in a thread pool
 so that one slow request never stalls the others. Refusals (unknown model, bad payload, oversized
 body, failed checksum) are audited with outcome ``denied``.
+
+A request may name entity keys instead of carrying features (``{"entities": {"claim_id": [17]}}``):
+the model's input columns are then read from the online feature store
+(:mod:`aiw.features.online`, imported on the first such request only), and the response says so.
+A model that raises while scoring is answered with :class:`~aiw.errors.ModelError` (HTTP 500 in
+the one error shape, naming the model, version and exception type), counted as ``model_error``
+and logged with its traceback; the connection stays open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from aiw.errors import AiwError, IntegrityError, InvalidInputError, NotFoundError
-from aiw.mlops.serving.inputs import ColumnBatch, parse_payload
+from aiw.errors import AiwError, IntegrityError, InvalidInputError, ModelError, NotFoundError
+from aiw.mlops.serving.inputs import ColumnBatch, EntityRequest, parse_request, rows_to_batch
 from aiw.mlops.serving.loader import LoadedModel, ModelResolver
 from aiw.mlops.serving.metrics import serving_metrics
 from aiw.mlops.serving.predictor import Prediction
 from aiw.mlops.serving.traffic import TrafficRecorder
 
 if TYPE_CHECKING:
+    from aiw.features.online import OnlineFeatureReader
     from aiw.governance.identity import Principal
     from aiw.mlops.rollout.router import RolloutRouter
     from aiw.workspace import Workspace
@@ -32,20 +42,45 @@ __all__ = ["ModelServer", "PayloadTooLarge", "encode_response"]
 
 _INLINE_ROWS = 64  # ONNX scores this many rows in well under a millisecond: not worth a thread hop
 _INLINE_BYTES = 64 * 1024
+_log = logging.getLogger(__name__)
 
 
 class PayloadTooLarge(InvalidInputError):
     """A scoring request body over ``serving.max_body_bytes`` (answered with HTTP 413)."""
 
 
-def encode_response(loaded: LoadedModel, alias: str | None, prediction: Prediction) -> bytes:
-    """The JSON answer: predictions, probabilities per class, and what served them."""
+def encode_response(loaded: LoadedModel, alias: str | None, prediction: Prediction, *,
+                    features: dict[str, Any] | None = None, request_id: str | None = None) -> bytes:
+    """The JSON answer: predictions, probabilities per class, what served them, the request id
+    that true labels can later be attached by (``aiw monitor labels``; row ``i > 0`` of the
+    request is ``<request_id>:<i>``) and, for a request by entity keys, where its features came
+    from (``"features": {"source": "online_store", ...}``)."""
     body: dict[str, Any] = {"model": loaded.name, "version": loaded.version, "alias": alias,
                             "runtime": loaded.runtime, "predictions": prediction.predictions.tolist()}
+    if request_id is not None:
+        body["request_id"] = request_id
     if prediction.probabilities is not None:
         body["classes"] = list(prediction.classes)
         body["probabilities"] = prediction.probabilities.tolist()
+    if features is not None:
+        body["features"] = features
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _score(loaded: LoadedModel, batch: ColumnBatch) -> Prediction:
+    """``loaded``'s prediction for ``batch``; a model that raises becomes a :class:`ModelError`."""
+    try:
+        return loaded.predictor.predict(batch)
+    except AiwError:
+        raise
+    except Exception as exc:  # the model's own code failed: say which model, never the text (data, secrets)
+        kind = type(exc).__name__
+        _log.error("model %s version %s (%s) failed on %d rows", loaded.name, loaded.version, loaded.runtime,
+                   batch.rows, exc_info=exc)
+        raise ModelError(f"Model {loaded.name!r} version {loaded.version} failed while scoring {batch.rows} "
+                         f"row{'s' if batch.rows != 1 else ''}: {kind}", model=loaded.name, version=loaded.version,
+                         error_type=kind, hint="the input passed the model's signature checks; "
+                                               "the server log has the traceback") from exc
 
 
 class ModelServer:
@@ -72,6 +107,8 @@ class ModelServer:
 
             rollouts = RolloutRouter(workspace, self.resolver)
         self.rollouts = rollouts
+        self._online: OnlineFeatureReader | None = None
+        self._online_lock = threading.Lock()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -79,14 +116,20 @@ class ModelServer:
     async def predict(self, name: str, ref: str | int | None, body: bytes, principal: Principal) -> bytes:
         """Score one request body for ``name`` at ``ref`` (alias or version; default ``champion``).
 
+        The body holds the input columns in one of MLflow's formats, or entity keys whose
+        features are read from the online feature store (see :mod:`aiw.mlops.serving.inputs`).
+
         Returns:
             The JSON response body.
 
         Raises:
             PayloadTooLarge: the body is over the limit.
             NotFoundError: unknown model, version or alias.
-            InvalidInputError: the payload is malformed or does not match the signature.
+            InvalidInputError: the payload is malformed or does not match the signature; an unknown
+                entity key or feature; keys without online features
+                (:class:`~aiw.features.online.MissingOnlineFeatures`).
             IntegrityError: the version failed its checksums.
+            ModelError: the model raised while scoring.
         """
         started = time.perf_counter()
         alias = ref if isinstance(ref, str) and ref and not ref.isdigit() else None
@@ -106,36 +149,67 @@ class ModelServer:
             version = loaded.version
             inline = loaded.runtime == "onnx" and len(body) <= _INLINE_BYTES
             if inline:
-                batch = parse_payload(body, loaded.schema, max_rows=self.settings.max_rows)
+                parsed = parse_request(body, loaded.schema, max_rows=self.settings.max_rows)
             else:
-                batch = await self._run(self._parse, body, loaded)
+                parsed = await self._run(self._parse, body, loaded)
+            source: dict[str, Any] | None = None
+            if isinstance(parsed, EntityRequest):
+                batch, source = await self._run(self._online_batch, parsed, loaded)
+            else:
+                batch = parsed
             if inline and batch.rows <= _INLINE_ROWS:
-                prediction = loaded.predictor.predict(batch)
+                prediction = _score(loaded, batch)
             else:
-                prediction = await self._run(loaded.predictor.predict, batch)
+                prediction = await self._run(_score, loaded, batch)
+        except ModelError as exc:  # the model itself failed: the rollout must see it
+            if route is not None:
+                route.failed(exc)
+            self.metrics.error(name, version, "model_error")
+            raise
         except AiwError as exc:
             if route is not None:
                 route.failed(exc)
             await self._refused(name, ref, version, exc, principal)
             raise
-        except Exception as exc:  # the model itself failed: the rollout must see it
+        except Exception as exc:  # a fault of the server itself: counted, and the rollout sees it
             if route is not None:
                 route.failed(exc)
+            self.metrics.error(name, version, "internal_error")
             raise
-        out = encode_response(loaded, alias, prediction)
         elapsed = time.perf_counter() - started
         self.metrics.observe(name, loaded.version, elapsed, prediction.predictions, prediction.score)
-        self.traffic.record(name, loaded.version, alias, batch, prediction, elapsed, source="rest")
+        request_id = self.traffic.record(name, loaded.version, alias, batch, prediction, elapsed, source="rest")
+        out = encode_response(loaded, alias, prediction, features=source, request_id=request_id)
         if route is not None:
             route.done(elapsed, prediction, batch)
         return out
 
-    def _parse(self, body: bytes, loaded: LoadedModel) -> ColumnBatch:
-        return parse_payload(body, loaded.schema, max_rows=self.settings.max_rows)
+    def _parse(self, body: bytes, loaded: LoadedModel) -> ColumnBatch | EntityRequest:
+        return parse_request(body, loaded.schema, max_rows=self.settings.max_rows)
+
+    def _online_batch(self, request: EntityRequest, loaded: LoadedModel) -> tuple[ColumnBatch, dict[str, Any]]:
+        """The model's input columns for ``request``'s entity keys, read from the online store."""
+        reader = self._online
+        if reader is None:
+            with self._online_lock:
+                if self._online is None:
+                    from aiw.features.online import OnlineFeatureReader  # Feast loads on its first read
+
+                    self._online = OnlineFeatureReader(self.workspace)
+                reader = self._online
+        inputs = reader.read(loaded.schema.names, request.entities, features=request.features,
+                             feature_service=request.feature_service)
+        try:
+            batch = rows_to_batch(inputs.columns, loaded.schema)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"The online features do not fit model {loaded.name!r} version "
+                                    f"{loaded.version}: {exc.message}", hint=exc.hint) from exc
+        return batch, inputs.describe()
 
     async def _refused(self, name: str, ref: str | int | None, version: int | None, exc: AiwError,
                        principal: Principal) -> None:
-        kind = {PayloadTooLarge: "payload_too_large", NotFoundError: "not_found", IntegrityError: "integrity"}.get(
+        kind = getattr(exc, "kind", None) or {
+            PayloadTooLarge: "payload_too_large", NotFoundError: "not_found", IntegrityError: "integrity"}.get(
             type(exc), "invalid_input" if isinstance(exc, InvalidInputError) else type(exc).__name__.lower())
         self.metrics.error(name, version, kind)
         if isinstance(exc, IntegrityError):

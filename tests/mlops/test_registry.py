@@ -38,6 +38,12 @@ def test_register_records_checksums_lineage_and_who(mlops_ws: Any, trained: Any,
     assert rec and rec[0].actor == "dmitri" and rec[0].details["manifest_sha256"] == v2.manifest_sha256
     summary = next(m for m in reg.list_models() if m.name == model_name)
     assert summary.latest_version == 2 and summary.versions == 2
+    assert reg.get(model_name, 2) == v2  # what register returned is what was stored
+    # A LoggedModel without lineage (built by hand): the registry reads the run instead.
+    import dataclasses
+
+    v3 = reg.register(dataclasses.replace(trained.logged, lineage={}, metrics={}), model_name, people.ds)
+    assert (v3.data_fingerprint, v3.code_version, v3.metrics) == (v1.data_fingerprint, v1.code_version, v1.metrics)
 
 
 def test_register_refusals_are_audited(mlops_ws: Any, trained: Any, people: People, model_name: str) -> None:

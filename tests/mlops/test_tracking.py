@@ -26,6 +26,56 @@ def test_training_logs_params_metrics_fingerprint_and_code_version(mlops_ws: Any
     assert tags["aiw.data.table"] == "claims+policies+customers" and tags["aiw.data.source"] == "query"
     assert tags["aiw.code.version"] == "0.1.0" and len(tags["aiw.code.git_commit"]) in (0, 40)
     assert trained.fingerprint.sha256 == tags["aiw.data.sha256"]
+    # What the LoggedModel carries for the registry is what the run holds.
+    assert trained.logged.lineage == {k: v for k, v in tags.items() if k.startswith("aiw.")}
+    assert trained.logged.metrics == pytest.approx(metrics)
+
+
+def test_metrics_are_linked_to_the_logged_model_and_its_location_is_mlflows(mlops_ws: Any, trained: Any) -> None:
+    from aiw.mlops.tracking import Tracker
+
+    client = Tracker(mlops_ws).client()
+    logged = client.get_logged_model(trained.logged.model_id)
+    assert trained.logged.artifact_uri == logged.artifact_location
+    linked = {m.key: m.value for m in logged.metrics or []}
+    assert set(linked) == set(trained.logged.metrics)
+    assert linked["auc"] == pytest.approx(trained.logged.metrics["auc"])
+    history = client.get_metric_history(trained.logged.run_id, "auc")
+    assert len(history) == 1  # logged once, not copied again onto the model
+
+
+def test_signature_from_distinct_values_equals_mlflows_on_every_row() -> None:
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from aiw.mlops.tracking import _distinct_rows, _infer_signature
+
+    rng = np.random.default_rng(0)
+    n = 400
+    dates = pd.Series(pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 100, n), unit="D"))
+    frame = pd.DataFrame({
+        "f": rng.normal(size=n), "f_nan": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+        "f32": rng.normal(size=n).astype("float32"), "i": rng.integers(0, 9, n), "b": rng.random(n) < 0.5,
+        "s": rng.choice(["a", "b", "c"], n).astype(object),
+        "s_none": pd.Series(rng.choice(["a", "b", None], n), dtype=object),
+        "s_nan": pd.Series([np.nan if i % 7 == 0 else "x" for i in range(n)], dtype=object),
+        "cat": pd.Categorical(rng.choice(["u", "v"], n)),
+        "cat_nan": pd.Categorical(np.where(rng.random(n) < 0.2, None, rng.choice(["u", "v"], n))),
+        "Int": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 5, n)), dtype="Int64"),
+        "dt": dates, "dt_nat": dates.where(rng.random(n) > 0.1),
+        "string": pd.array(np.where(rng.random(n) < 0.1, None, rng.choice(["p", "q"], n)), dtype="string"),
+    })
+    mixed = pd.DataFrame({"m": pd.Series([1, 1.0, True, "x"] * 10, dtype=object)})  # equal values, four types
+    lists = pd.DataFrame({"l": pd.Series([[1, 2], [3]] * 10, dtype=object)})  # unhashable: every row is used
+    y = rng.integers(0, 2, n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for sample in (frame, mixed, lists):
+            assert _infer_signature(sample, y[: len(sample)]) == infer_signature(sample, y[: len(sample)])
+    assert len(_distinct_rows(frame)) == 3  # the widest object column has three distinct values
 
 
 def test_logged_model_has_signature_example_evaluation_and_exact_trusted_types(trained: Any) -> None:

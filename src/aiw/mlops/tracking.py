@@ -104,6 +104,8 @@ class LoggedModel:
         metrics: The metrics logged with it.
         trusted_types: The skops allow-list the model was saved with.
         seconds: Wall time of the logging.
+        lineage: The ``aiw.*`` run tags written with the run (data fingerprint, code version), so
+            that registering this object needs no second read of the run; empty when unknown.
     """
 
     run_id: str
@@ -113,6 +115,7 @@ class LoggedModel:
     metrics: dict[str, float] = field(default_factory=dict)
     trusted_types: tuple[str, ...] = ()
     seconds: float = 0.0
+    lineage: dict[str, str] = field(default_factory=dict)
 
 
 def data_fingerprint(frame: pd.DataFrame, table: str, *, source: str = "") -> DataFingerprint:
@@ -156,6 +159,13 @@ def code_version() -> dict[str, str]:
 
 def default_pip_requirements() -> list[str]:
     """Pinned requirements of a scikit-learn model saved with skops (no inference subprocess)."""
+    return list(_installed_pins())
+
+
+@lru_cache(maxsize=1)
+def _installed_pins() -> tuple[str, ...]:
+    # importlib.metadata scans every installed distribution per look-up (about 8 ms for five on
+    # this venv); installed versions do not change while the process runs.
     from importlib.metadata import PackageNotFoundError, version
 
     pins = []
@@ -164,7 +174,7 @@ def default_pip_requirements() -> list[str]:
             pins.append(f"{dist}=={version(dist)}")
         except PackageNotFoundError:
             continue
-    return pins
+    return tuple(pins)
 
 
 def trusted_types_of(model: Any) -> list[str]:
@@ -201,24 +211,33 @@ class Tracker:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.experiment = workspace.settings.tracking.experiment
+        self._experiment_id: str | None = None
 
     def _activate(self) -> str:
-        """Point MLflow at this workspace and return the experiment id (created if missing)."""
+        """Point MLflow at this workspace and return the experiment id (created if missing).
+
+        The id is looked up once per tracker; a failed logging forgets it, so that an experiment
+        deleted meanwhile is looked up (or created) again on the next call.
+        """
         import mlflow
         from mlflow import MlflowClient
 
         uri = self.workspace.tracking_uri
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
+        if self._experiment_id is not None:
+            return self._experiment_id
         client = MlflowClient(uri, uri)
         try:
             exp = client.get_experiment_by_name(self.experiment)
             if exp is not None:
-                return str(exp.experiment_id)
+                self._experiment_id = str(exp.experiment_id)
+                return self._experiment_id
             location = None
             if not self.workspace.settings.tracking.url:  # embedded: artifacts inside the workspace
                 location = f"{self.workspace.path('mlruns').as_uri()}/{self.experiment}"
-            return str(client.create_experiment(self.experiment, artifact_location=location))
+            self._experiment_id = str(client.create_experiment(self.experiment, artifact_location=location))
+            return self._experiment_id
         except Exception as exc:
             raise BackendError(f"The MLflow tracking store {uri} failed: {exc}",
                                hint="check AIW_TRACKING__URL or the workspace's mlflow.db") from exc
@@ -275,14 +294,10 @@ class Tracker:
         """
         import mlflow
         import mlflow.sklearn
-        import numpy as np
         import pandas as pd
         from mlflow import MlflowClient
-        from mlflow.entities import Metric, Param, RunTag
-        from mlflow.models import infer_signature
+        from mlflow.entities import Metric, Param
         from threadpoolctl import threadpool_limits
-
-        from aiw.mlops.serving.predictor import ARGMAX_CLASSIFIERS
 
         _check_name(name)
         if not isinstance(X_sample, pd.DataFrame) or X_sample.empty:
@@ -292,19 +307,6 @@ class Tracker:
         started = time.perf_counter()
         types = list(trusted_types) if trusted_types is not None else trusted_types_of(model)
         sample = X_sample.head(_MAX_VERIFICATION_ROWS).reset_index(drop=True)
-        try:
-            # A few hundred rows: one thread beats OpenMP contention on a small, busy machine.
-            with threadpool_limits(limits=1, user_api="openmp"):
-                proba = np.asarray(model.predict_proba(sample)) if hasattr(model, "predict_proba") else None
-                final = model.steps[-1][1] if hasattr(model, "steps") else model
-                if proba is not None and type(final).__name__ in ARGMAX_CLASSIFIERS:
-                    predictions = np.asarray(model.classes_)[np.argmax(proba, axis=1)]  # predict() by definition
-                else:
-                    predictions = np.asarray(model.predict(sample))
-        except Exception as exc:
-            raise InvalidInputError(f"The model cannot predict on X_sample: {exc}",
-                                    hint="pass rows with the columns and types the model was fitted on") from exc
-        signature = infer_signature(sample, predictions)
         fp = fingerprint or data_fingerprint(X_sample, "X_sample", source="sample")
         code = code_version()
         run_tags = {
@@ -317,60 +319,138 @@ class Tracker:
             "aiw.code.git_commit": code["git_commit"],
             "aiw.code.git_dirty": code["git_dirty"],
             **({"mlflow.source.git.commit": code["git_commit"]} if code["git_commit"] else {}),
-            **dict(tags or {}),
+            **{k: str(v) for k, v in (tags or {}).items()},
         }
-        eval_doc = {"metrics": dict(metrics or {}), "data": fp.as_dict(), "code": code, **dict(evaluation or {})}
-        verify_doc = {
-            "columns": list(sample.columns),
-            "data": json.loads(sample.to_json(orient="values", date_format="iso", double_precision=15)),
-            "predictions": predictions.tolist(),
-            "probabilities": proba.tolist() if proba is not None else None,
-            "classes": [_plain(c) for c in getattr(model, "classes_", [])],
-            "labels": [_plain(v) for v in y_sample][: len(sample)] if y_sample is not None else None,
-        }
-        experiment_id = self._activate()
-        try:
-            # MLflow predicts on the input example to validate it: one thread, as above.
-            with tempfile.TemporaryDirectory(prefix="aiw-log-") as tmp, \
-                    threadpool_limits(limits=1, user_api="openmp"):
-                eval_path = Path(tmp, EVALUATION_FILE)
-                eval_path.write_text(json.dumps(eval_doc, indent=2, sort_keys=True, default=_plain))
-                verify_path = Path(tmp, VERIFICATION_FILE)
-                verify_path.write_text(json.dumps(verify_doc, default=_plain))
-                with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or name) as run:
-                    # One batch write for tags, params and metrics (three separate calls cost 3x).
-                    now_ms = int(time.time() * 1000)
-                    all_metrics = [Metric(k, float(v), now_ms, 0) for k, v in (metrics or {}).items()]
-                    all_params = [Param(k, _param(v)) for k, v in (params or {}).items()]
-                    all_tags = [RunTag(k, str(v)) for k, v in run_tags.items()]
-                    batch_client = MlflowClient(self.workspace.tracking_uri)
-                    # MLflow takes at most 1000 metrics, 100 params and 100 tags per batch.
-                    for i in range(0, max(len(all_metrics), 10 * len(all_params), 10 * len(all_tags), 1), 1000):
-                        j = i // 10
-                        batch_client.log_batch(run.info.run_id, metrics=all_metrics[i:i + 1000],
-                                               params=all_params[j:j + 100], tags=all_tags[j:j + 100])
-                    info = mlflow.sklearn.log_model(
-                        model, name=_ARTIFACT, signature=signature, input_example=sample.head(5),
-                        pip_requirements=list(pip_requirements or default_pip_requirements()),
-                        skops_trusted_types=types, serialization_format="skops",
-                        extra_files=[str(eval_path), str(verify_path)],
-                        metadata={"aiw_model_name": name, "aiw_data_sha256": fp.sha256},
-                    )
-        except InvalidInputError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"Logging the model {name!r} to MLflow failed: {exc}",
-                               hint="check the tracking store and, for skops errors, trusted_types") from exc
-        client = MlflowClient(self.workspace.tracking_uri)
-        artifact_uri = client.get_logged_model(info.model_id).artifact_location
-        return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id,
+        # A few hundred rows here, and MLflow predicts on the input example to validate it: one
+        # OpenMP thread beats contention on a small, busy machine. One limiter for both, since
+        # each one scans the loaded libraries.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            predictions, proba = _predict(model, sample)
+            signature = _infer_signature(sample, predictions)
+            eval_doc = {"metrics": dict(metrics or {}), "data": fp.as_dict(), "code": code, **dict(evaluation or {})}
+            verify_doc = {
+                "columns": list(sample.columns),
+                "data": json.loads(sample.to_json(orient="values", date_format="iso", double_precision=15)),
+                "predictions": predictions.tolist(),
+                "probabilities": proba.tolist() if proba is not None else None,
+                "classes": [_plain(c) for c in getattr(model, "classes_", [])],
+                "labels": [_plain(v) for v in y_sample][: len(sample)] if y_sample is not None else None,
+            }
+            experiment_id = self._activate()
+            try:
+                with tempfile.TemporaryDirectory(prefix="aiw-log-") as tmp:
+                    eval_path = Path(tmp, EVALUATION_FILE)
+                    eval_path.write_text(json.dumps(eval_doc, indent=2, sort_keys=True, default=_plain))
+                    verify_path = Path(tmp, VERIFICATION_FILE)
+                    verify_path.write_text(json.dumps(verify_doc, default=_plain))
+                    # Tags go with the run's creation: no separate write for them.
+                    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or name,
+                                          tags=run_tags) as run:
+                        run_id = run.info.run_id
+                        client = MlflowClient(self.workspace.tracking_uri)
+                        all_params = [Param(k, _param(v)) for k, v in (params or {}).items()]
+                        for i in range(0, len(all_params), 100):  # before the model: it copies the run's params
+                            client.log_batch(run_id, params=all_params[i:i + 100])
+                        info = mlflow.sklearn.log_model(
+                            model, name=_ARTIFACT, signature=signature, input_example=sample.head(5),
+                            pip_requirements=list(pip_requirements or default_pip_requirements()),
+                            skops_trusted_types=types, serialization_format="skops",
+                            extra_files=[str(eval_path), str(verify_path)],
+                            metadata={"aiw_model_name": name, "aiw_data_sha256": fp.sha256},
+                        )
+                        # Metrics after the model, each linked to it: logged before, MLflow would read
+                        # them back one metric history at a time to copy them onto the model.
+                        now_ms = int(time.time() * 1000)
+                        all_metrics = [Metric(k, float(v), now_ms, 0, model_id=info.model_id)
+                                       for k, v in (metrics or {}).items()]
+                        for i in range(0, len(all_metrics), 1000):
+                            client.log_batch(run_id, metrics=all_metrics[i:i + 1000])
+            except InvalidInputError:
+                raise
+            except Exception as exc:
+                self._experiment_id = None  # look the experiment up again next time
+                raise BackendError(f"Logging the model {name!r} to MLflow failed: {exc}",
+                                   hint="check the tracking store and, for skops errors, trusted_types") from exc
+        # MLflow 3 reports the logged model's artifact location as ModelInfo.artifact_path.
+        artifact_uri = info.artifact_path or MlflowClient(self.workspace.tracking_uri).get_logged_model(
+            info.model_id).artifact_location
+        return LoggedModel(run_id=run_id, model_uri=info.model_uri, model_id=info.model_id,
                            artifact_uri=artifact_uri, metrics={k: float(v) for k, v in (metrics or {}).items()},
-                           trusted_types=tuple(types), seconds=time.perf_counter() - started)
+                           trusted_types=tuple(types), seconds=time.perf_counter() - started,
+                           lineage={k: v for k, v in run_tags.items() if k.startswith("aiw.")})
 
 
 def log_model(workspace: Workspace, model: Any, name: str, X_sample: pd.DataFrame, **kwargs: Any) -> LoggedModel:
     """Log ``model`` to the workspace's MLflow; see :meth:`Tracker.log_model` for the arguments."""
     return Tracker(workspace).log_model(model, name, X_sample, **kwargs)
+
+
+def _predict(model: Any, sample: pd.DataFrame) -> tuple[Any, Any]:
+    """(predictions, probabilities or None) of ``model`` on ``sample``, in one pass where possible."""
+    import numpy as np
+
+    from aiw.mlops.serving.predictor import ARGMAX_CLASSIFIERS
+
+    try:
+        proba = np.asarray(model.predict_proba(sample)) if hasattr(model, "predict_proba") else None
+        final = model.steps[-1][1] if hasattr(model, "steps") else model
+        if proba is not None and type(final).__name__ in ARGMAX_CLASSIFIERS:
+            return np.asarray(model.classes_)[np.argmax(proba, axis=1)], proba  # predict() by definition
+        return np.asarray(model.predict(sample)), proba
+    except Exception as exc:
+        raise InvalidInputError(f"The model cannot predict on X_sample: {exc}",
+                                hint="pass rows with the columns and types the model was fitted on") from exc
+
+
+def _infer_signature(sample: pd.DataFrame, predictions: Any) -> Any:
+    """MLflow's signature of ``sample`` -> ``predictions``, inferred from each column's distinct values.
+
+    MLflow infers every input column on its own, in Python, value by value (about 14 ms for 500
+    rows of the fraud features). Its answer for a column depends only on which values it holds,
+    not on how often: the dtype, and for object columns the type of each element, and whether any
+    element is missing. So the inference runs on :func:`_distinct_rows`, which keeps one of each
+    (type, value) of object columns and, for other dtypes, the first value plus the first missing
+    one. The output schema is inferred from all predictions, as before.
+    """
+    from mlflow.models import infer_signature
+
+    try:
+        reduced = _distinct_rows(sample)
+    except TypeError:  # unhashable cells (lists, dicts): infer on every row
+        reduced = sample
+    return infer_signature(reduced, predictions)
+
+
+def _distinct_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per column, the rows MLflow's schema inference needs (see :func:`_infer_signature`).
+
+    Columns are reduced independently and padded to one length by repeating their first kept row,
+    which adds no new value. Dtypes are kept (positional ``take``).
+
+    Raises:
+        TypeError: an object column holds unhashable values, or two columns share a name.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if frame.columns.has_duplicates:
+        raise TypeError("duplicate column names")
+    picked: dict[Any, Any] = {}
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype.kind == "O":
+            # By (type, value): 1, 1.0 and True are equal as values but are three MLflow types.
+            keys = pd.Series([(type(v), v) for v in col.tolist()], dtype=object)
+            positions = np.flatnonzero(~keys.duplicated().to_numpy())
+        else:
+            missing = np.flatnonzero(col.isna().to_numpy())
+            positions = np.array([0, *missing[:1]])
+        picked[name] = positions
+    length = max(len(p) for p in picked.values())
+    return pd.DataFrame({
+        name: frame[name].take(np.concatenate([p, np.full(length - len(p), p[0])])).reset_index(drop=True)
+        for name, p in picked.items()
+    })
 
 
 def _check_name(name: str) -> None:

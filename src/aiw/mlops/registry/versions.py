@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -209,9 +210,17 @@ class ModelRegistry:
 
     # -- helpers -------------------------------------------------------------------------------
     def _client(self) -> Any:
-        from aiw.mlops.tracking import Tracker
+        """An ``MlflowClient`` on the workspace's tracking store and registry.
 
-        return Tracker(self.workspace).client()
+        The registry needs no experiment, so none is looked up (or created) here.
+        """
+        import mlflow
+        from mlflow import MlflowClient
+
+        uri = self.workspace.tracking_uri
+        mlflow.set_tracking_uri(uri)  # artifact downloads go through the fluent API
+        mlflow.set_registry_uri(uri)
+        return MlflowClient(uri, uri)
 
     def deny(self, principal: Principal | str, action: str, resource: str, exc: AiwError,
              details: dict[str, Any] | None = None) -> AiwError:
@@ -253,7 +262,8 @@ class ModelRegistry:
         client = self._client()
         try:
             model_uri, _, artifact_uri, run_id = self._source(client, source)
-            run = client.get_run(run_id)
+            # A LoggedModel from this process carries its run's lineage tags and metrics: no read.
+            lineage, metrics = self._lineage(client, source, run_id)
         except AiwError as exc:
             raise self.deny(principal, "models.register", resource, exc) from None
         except Exception as exc:
@@ -270,15 +280,13 @@ class ModelRegistry:
             parent_version = self.latest_version(name)
         else:
             self.get(name, parent_version)
-        tags = run.data.tags
+        tags = lineage
         fingerprint = {"table": tags.get("aiw.data.table", ""), "rows": int(tags.get("aiw.data.rows", "0") or 0),
                        "sha256": tags.get("aiw.data.sha256", ""), "source": tags.get("aiw.data.source", "")}
         code = {"version": tags.get("aiw.code.version", ""), "git_commit": tags.get("aiw.code.git_commit", ""),
                 "git_dirty": tags.get("aiw.code.git_dirty", "")}
-        metrics = {k: float(v) for k, v in run.data.metrics.items()}
         try:
-            mv = client.create_model_version(name, model_uri, run_id=run_id, description=description or None) \
-                if _registered(client, name) else _create_and_version(client, name, model_uri, run_id, description)
+            mv = _create_version(client, name, model_uri, run_id, description)
         except Exception as exc:
             self.audit.append(principal.name, "models.register", resource, outcome="failure",
                               details={"reason": str(exc)[:500], "model_uri": model_uri})
@@ -316,7 +324,17 @@ class ModelRegistry:
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 folder.rename(target)
-        return self.get(name, version)
+        # The row just committed is the version (a new version has no alias yet): no read back.
+        return _to_version(SimpleNamespace(**row), ())
+
+    def _lineage(self, client: Any, source: str | LoggedModel, run_id: str) -> tuple[dict[str, str], dict[str, float]]:
+        """(the run's ``aiw.*`` tags, its metrics): from ``source`` when it carries them, else from MLflow."""
+        from aiw.mlops.tracking import LoggedModel
+
+        if isinstance(source, LoggedModel) and source.lineage:
+            return dict(source.lineage), dict(source.metrics)
+        run = client.get_run(run_id)
+        return dict(run.data.tags), {k: float(v) for k, v in run.data.metrics.items()}
 
     def _download(self, artifact_uri: str, name: str) -> Path:
         """Download a remote model folder into a fresh folder of the workspace cache."""
@@ -494,15 +512,19 @@ class ModelRegistry:
         return problems
 
 
-def _registered(client: Any, name: str) -> bool:
+def _create_version(client: Any, name: str, model_uri: str, run_id: str, description: str) -> Any:
+    """A new MLflow version of ``name``; the registered model is created with its first version.
+
+    The version is created straight away (one call when the model exists, the usual case); only
+    when MLflow answers that the model does not exist is it created first.
+    """
+    from mlflow.exceptions import MlflowException
+
     try:
-        client.get_registered_model(name)
-        return True
-    except Exception:  # MLflow raises RESOURCE_DOES_NOT_EXIST: the first version creates it
-        return False
-
-
-def _create_and_version(client: Any, name: str, model_uri: str, run_id: str, description: str) -> Any:
+        return client.create_model_version(name, model_uri, run_id=run_id, description=description or None)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
     # Created meanwhile by another registration: fine, add the version to it.
     with contextlib.suppress(Exception):
         client.create_registered_model(name)
@@ -525,7 +547,8 @@ def _read_mlmodel(path: Path) -> tuple[str, list[str], tuple[ColumnSpec, ...]]:
 
     if not path.is_file():
         raise InvalidInputError(f"{path.parent} is not an MLflow model folder (no MLmodel file)")
-    doc = yaml.safe_load(path.read_text()) or {}
+    # libyaml's loader when present: the pure-Python one takes 10x longer on an MLmodel file.
+    doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     flavors = doc.get("flavors", {})
     sk = flavors.get("sklearn")
     if not sk:

@@ -185,3 +185,50 @@ def test_bad_records_get_error_results_and_subjects_are_checked(mlops_ws: Any, c
     assert "column 'amount' has the wrong type" in results["m2"]["error"]
     assert "column 'colour' is not an input" in results["m3"]["error"]
     assert results["ok"]["prediction"] in (0, 1) and 0 <= results["ok"]["score"] <= 1
+
+
+def test_a_record_the_model_fails_on_is_answered_with_an_error_and_the_rest_scored(
+        mlops_ws: Any, trained: Any, people: People, subjects: tuple[str, str]) -> None:
+    """A model that raises on one record must neither stop the stream nor take the batch down."""
+    import pandas as pd
+    import skops.io
+    import yaml
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    from aiw.mlops.registry import ModelRegistry
+    from aiw.mlops.rollout.faults import FaultyClassifier, log_faulty_model
+    from aiw.mlops.serving.stream import StreamScorer
+    from aiw.mlops.training import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, load_claim_features
+
+    folder = Path(local_file_uri_to_path(trained.logged.artifact_uri))
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
+    pipeline = skops.io.load(folder / flavor["pickled_model"], trusted=list(trained.logged.trusted_types))
+    frame, _, _ = load_claim_features(mlops_ws)
+    columns = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+    logged = log_faulty_model(mlops_ws, pipeline, frame[columns].head(600), frame[LABEL].head(600),
+                              name="stream-faulty", failure_rate=0.2)
+    version = ModelRegistry(mlops_ws).register(logged, "stream-faulty", people.ds).version
+    probe = FaultyClassifier(failure_rate=0.2)
+    records = _records(0, 40)
+    failing = {r["id"] for r in records
+               if probe.failing(pd.DataFrame([{k: v for k, v in r.items() if k != "id"}]))[0]}
+    assert 0 < len(failing) < len(records)
+    sub_in, sub_out = subjects
+    try:
+        asyncio.run(_publish(sub_in, records))
+        scorer = StreamScorer(mlops_ws, "stream-faulty", sub_in, sub_out, people.ds, ref=version, batch=50,
+                              ack_wait_s=5)
+        try:
+            stats = asyncio.run(scorer.run(max_messages=len(records), idle_timeout_s=10))
+        finally:
+            scorer.close()
+        results = {r["id"]: r for r in asyncio.run(_results(sub_out))}
+    finally:
+        asyncio.run(_cleanup(sub_in, sub_out))
+    assert stats.received == len(records) and stats.errors == len(failing)
+    assert stats.scored == len(records) - len(failing) and set(results) == {r["id"] for r in records}
+    for rid, result in results.items():
+        if rid in failing:
+            assert result["error_type"] == "RuntimeError" and "failed while scoring 1 row" in result["error"]
+        else:
+            assert "error" not in result and result["prediction"] in (0, 1)

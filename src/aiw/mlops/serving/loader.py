@@ -17,6 +17,7 @@ and the rollout router built on top): ``resolve(name, "champion")`` or ``resolve
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -24,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiw.errors import AiwError, IntegrityError, InvalidInputError
+from aiw.errors import AiwError, IntegrityError, InvalidInputError, ModelError
 from aiw.mlops.registry.versions import ModelRegistry, ModelVersion, add_alias_listener, remove_alias_listener
 from aiw.mlops.serving.inputs import ColumnBatch, InputSchema, rows_to_batch
 from aiw.mlops.serving.predictor import (
     OnnxPredictor,
+    Prediction,
     Predictor,
     SklearnPredictor,
     VerificationReport,
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["LoadedModel", "ModelResolver", "load_model_version", "verification_batch"]
 
 DEFAULT_ALIAS = "champion"
-
+_log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedModel:
@@ -73,6 +75,26 @@ class LoadedModel:
     load_seconds: float
     record: ModelVersion
     notes: list[str] = field(default_factory=list)
+
+    def score(self, batch: ColumnBatch) -> Prediction:
+        """The serving runtime's prediction for ``batch``.
+
+        Raises:
+            ModelError: the model itself raised (named with its version and the exception's type,
+                never its text, which may carry data; the log has the traceback).
+        """
+        try:
+            return self.predictor.predict(batch)
+        except AiwError:
+            raise
+        except Exception as exc:
+            kind = type(exc).__name__
+            _log.error("model %s version %s (%s) failed on %d rows", self.name, self.version, self.runtime,
+                       batch.rows, exc_info=exc)
+            raise ModelError(f"Model {self.name!r} version {self.version} failed while scoring {batch.rows} "
+                             f"row{'s' if batch.rows != 1 else ''}: {kind}", model=self.name, version=self.version,
+                             error_type=kind, hint="the input passed the model's signature checks; "
+                                                   "the server log has the traceback") from exc
 
 
 def verification_batch(folder: Path, manifest: dict[str, str], schema: InputSchema) -> ColumnBatch | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,6 @@ __all__ = ["ModelServer", "PayloadTooLarge", "encode_response"]
 
 _INLINE_ROWS = 64  # ONNX scores this many rows in well under a millisecond: not worth a thread hop
 _INLINE_BYTES = 64 * 1024
-_log = logging.getLogger(__name__)
 
 
 class PayloadTooLarge(InvalidInputError):
@@ -65,22 +63,6 @@ def encode_response(loaded: LoadedModel, alias: str | None, prediction: Predicti
     if features is not None:
         body["features"] = features
     return json.dumps(body, separators=(",", ":")).encode()
-
-
-def _score(loaded: LoadedModel, batch: ColumnBatch) -> Prediction:
-    """``loaded``'s prediction for ``batch``; a model that raises becomes a :class:`ModelError`."""
-    try:
-        return loaded.predictor.predict(batch)
-    except AiwError:
-        raise
-    except Exception as exc:  # the model's own code failed: say which model, never the text (data, secrets)
-        kind = type(exc).__name__
-        _log.error("model %s version %s (%s) failed on %d rows", loaded.name, loaded.version, loaded.runtime,
-                   batch.rows, exc_info=exc)
-        raise ModelError(f"Model {loaded.name!r} version {loaded.version} failed while scoring {batch.rows} "
-                         f"row{'s' if batch.rows != 1 else ''}: {kind}", model=loaded.name, version=loaded.version,
-                         error_type=kind, hint="the input passed the model's signature checks; "
-                                               "the server log has the traceback") from exc
 
 
 class ModelServer:
@@ -158,9 +140,9 @@ class ModelServer:
             else:
                 batch = parsed
             if inline and batch.rows <= _INLINE_ROWS:
-                prediction = _score(loaded, batch)
+                prediction = loaded.score(batch)
             else:
-                prediction = await self._run(_score, loaded, batch)
+                prediction = await self._run(loaded.score, batch)
         except ModelError as exc:  # the model itself failed: the rollout must see it
             if route is not None:
                 route.failed(exc)

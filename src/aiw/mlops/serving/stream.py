@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiw.errors import AiwError, BackendError, InvalidInputError, TransientBackendError
+from aiw.errors import AiwError, BackendError, InvalidInputError, ModelError, TransientBackendError
 
 if TYPE_CHECKING:
     from aiw.governance.identity import Principal
@@ -204,10 +204,30 @@ class StreamScorer:
                 results.append({"error": exc.message})
         stats.received += len(msgs)
         stats.batches += 1
+        kinds: dict[int, str] = {}
+        prediction: Any = None
         if good:
             names = loaded.schema.names
-            merged = ColumnBatch({n: np.concatenate([b.columns[n] for _, b in good]) for n in names}, len(good))
-            prediction = loaded.predictor.predict(merged)
+
+            def merge(parts: list[tuple[int, ColumnBatch]]) -> ColumnBatch:
+                return ColumnBatch({n: np.concatenate([b.columns[n] for _, b in parts]) for n in names}, len(parts))
+
+            merged = merge(good)
+            try:
+                prediction = loaded.score(merged)
+            except ModelError:  # one record the model chokes on must not stop the stream: find it
+                fine = []
+                for i, b in good:
+                    try:
+                        loaded.score(b)
+                        fine.append((i, b))
+                    except ModelError as exc:
+                        results[i], kinds[i] = {"error": exc.message, "error_type": exc.error_type}, "model_error"
+                good, prediction = fine, None
+                if good:
+                    merged = merge(good)
+                    prediction = loaded.score(merged)
+        if good and prediction is not None:
             labels = prediction.predictions.tolist()
             proba = prediction.probabilities.tolist() if prediction.probabilities is not None else None
             score = prediction.score.tolist() if prediction.score is not None else None
@@ -227,11 +247,11 @@ class StreamScorer:
             self._traffic.record(self.name, loaded.version, self.ref if isinstance(self.ref, str) else None,
                                  merged, prediction, elapsed, source="stream")
         publishes = []
-        for rid, outcome in zip(ids, results, strict=True):
+        for i, (rid, outcome) in enumerate(zip(ids, results, strict=True)):
             body = {"id": rid, "model": self.name, "version": loaded.version, **(outcome or {})}
             if "error" in body:
                 stats.errors += 1
-                serving_metrics().error(self.name, loaded.version, "invalid_input")
+                serving_metrics().error(self.name, loaded.version, kinds.get(i, "invalid_input"))
             else:
                 stats.scored += 1
             publishes.append(js.publish(self.out_subject, json.dumps(body, separators=(",", ":")).encode(),

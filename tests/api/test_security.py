@@ -120,6 +120,18 @@ def test_errors_share_one_shape(api) -> None:  # type: ignore[no-untyped-def]
     assert unknown.status_code == 404 and "error" in unknown.json()
 
 
+def test_a_form_body_is_told_to_send_json(api) -> None:  # type: ignore[no-untyped-def]
+    """curl -d sends a form by default; the answer says what to change."""
+    _, client, keys = api
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    form = client.post("/v1/keys", content=b'{"role": "viewer", "name": "x"}',
+                       headers={**admin, "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 422
+    assert "Content-Type: application/json" in form.json()["error"]["hint"]
+    typed = client.post("/v1/keys", json={"role": "boss", "name": "x"}, headers=admin)
+    assert typed.json()["error"]["hint"] == "see the schema at /docs"
+
+
 def test_oversized_body_is_refused(api) -> None:  # type: ignore[no-untyped-def]
     _, client, keys = api
     response = client.post("/v1/keys", content=b"x" * (11 * 1024 * 1024),

@@ -238,12 +238,18 @@ def test_drift_monitoring_reads_what_the_server_served(mlops_home: Path, champio
     # the request id in each answer is what true labels are attached by (row i > 0: "<id>:<i>")
     labels = dict.fromkeys(answered, 0) | {f"{answered[0]}:1": 1, "never-served": 1}
     assert attach_labels(ws.db, ws.audit, champion, labels, actor="tests") == len(answered) + 1
-    # trained from the base tables (no dbt mart in this workspace), so the reference is named
-    check = MonitoringService(ws).check_model(champion, actor="tests", hours=1, reference_table="claims")
-    assert check.current_source.startswith("traffic:") and check.reference_source == "table:claims"
-    assert check.report.current_rows >= 400
-    verdicts = {c.column: c for c in check.report.columns}
-    assert verdicts["amount"].drifted, verdicts["amount"]
+    service = MonitoringService(ws)
+    named = service.check_model(champion, actor="tests", hours=1, reference_table="claims")
+    assert named.current_source.startswith("traffic:") and named.reference_source == "table:claims"
+    assert named.report.current_rows >= 400 and named.performance is not None
+    assert named.performance.current.labelled == len(answered) + 1
+    # trained from the base tables (no one training table): the held-out rows logged with the model
+    check = service.check_model(champion, actor="tests", hours=1)
+    assert check.reference_source == f"model:{champion}/1:held-out rows (500)"
+    assert {c.column for c in check.report.columns} >= {"amount", "region", "credit_score"}
+    for report in (named.report, check.report):
+        verdicts = {c.column: c for c in report.columns}
+        assert verdicts["amount"].drifted, verdicts["amount"]
 
 
 def test_alias_move_is_served_without_restart_or_failed_requests(mlops_home: Path, trained: Any, people: People,

@@ -75,14 +75,21 @@ async def _aiw_error(_: Request, exc: Exception) -> JSONResponse:
                         headers=headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         problems.append(f"{where or 'body'}: {err.get('msg')}")
     message = "Invalid request: " + "; ".join(problems)
-    return JSONResponse(error_body(422, "invalid_input", message, "see the schema at /docs"), status_code=422)
+    hint = "see the schema at /docs"
+    content_type = request.headers.get("content-type", "")
+    body_error = any(tuple(err.get("loc", ()))[:1] == ("body",) for err in exc.errors())
+    if body_error and request.method in ("POST", "PUT", "PATCH") and "json" not in content_type.lower():
+        # curl -d sends a form by default: the JSON body was never parsed
+        hint = (f"send the body as JSON with 'Content-Type: application/json' (got {content_type or 'none'!r}); "
+                "see the schema at /docs")
+    return JSONResponse(error_body(422, "invalid_input", message, hint), status_code=422)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -229,6 +229,32 @@ class MonitoringService:
         table = str(json.loads(fp).get("table") or "")
         return table if _IDENT.match(table) else None
 
+    def _held_out_rows(self, model: str, version: str | None, actor: str) -> tuple[Any, str] | None:
+        """The held-out rows logged with the model (``verification.json``, up to 500 rows of its
+        training distribution) of ``version`` or the champion, after checking the file's SHA-256
+        against the registry; None when there are none."""
+        try:
+            import pandas as pd
+
+            from aiw.mlops.registry import ModelRegistry
+            from aiw.mlops.tracking import VERIFICATION_FILE
+        except ImportError:  # a build without the MLOps capability
+            return None
+        registry = ModelRegistry(self.workspace)
+        try:
+            number = registry.resolve(model, version)
+            folder, mv = registry.verified_folder(model, number, actor=actor)
+        except NotFoundError:
+            return None
+        rel = next((p for p in mv.manifest if p.endswith(VERIFICATION_FILE)), None)
+        if rel is None:
+            return None
+        doc = json.loads((folder / rel).read_text(encoding="utf-8"))
+        frame = pd.DataFrame(doc.get("data") or [], columns=list(doc.get("columns") or []))
+        if frame.empty:
+            return None
+        return frame, f"model:{model}/{number}:held-out rows ({len(frame)})"
+
     # -- checks ----------------------------------------------------------------------------
     def _detector(
         self,
@@ -288,7 +314,8 @@ class MonitoringService:
 
         The current data is the last ``hours`` of traffic. The reference is ``reference_table``
         when given, else the model's recorded training table when it is in the warehouse, else
-        the window of traffic before the current one. Performance drift (accuracy, AUC) between
+        the held-out rows logged with the model (checksummed with its files), else the window of
+        traffic before the current one. Performance drift (accuracy, AUC) between
         the two traffic windows is added when labels have arrived.
         """
         from aiw.mlops.monitoring import traffic
@@ -318,11 +345,18 @@ class MonitoringService:
                     raise InvalidInputError(f"Table {table!r} shares no column with {model!r}'s features.")
                 ref, feature_cols, ref_source = ref_tbl.select(shared).to_pandas(), shared, f"table:{table}"
         if ref is None:
+            held_out = self._held_out_rows(model, version, actor)
+            if held_out is not None:
+                shared = [c for c in feature_cols if c in held_out[0].columns]
+                if shared:
+                    ref, feature_cols, ref_source = held_out[0][shared], shared, held_out[1]
+        if ref is None:
             ref = traffic.traffic_frame(db, model, ref_w, version=version)
             if ref.empty:
                 raise InvalidInputError(
-                    f"No reference for {model!r}: no training table recorded and no traffic in {ref_w.label()}.",
-                    hint="pass --reference TABLE",
+                    f"No reference for {model!r}: its training data is not one warehouse table, no held-out "
+                    f"rows were logged with it, and there was no traffic in {ref_w.label()}.",
+                    hint="name a reference table (--reference TABLE, or 'reference' in the API)",
                 )
             ref_source = f"traffic:{ref_w.label()}"
         det = self._detector(columns=feature_cols, methods=methods, drift_share=drift_share).fit(ref[feature_cols])

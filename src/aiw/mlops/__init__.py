@@ -10,7 +10,12 @@ The names below are imported on first use, so ``import aiw.mlops`` stays cheap.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# MLflow draws a tqdm bar on stderr for every artifact it reads back (even one small file): noise
+# in CLI output and logs. A user who wants it sets the variable explicitly.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 __all__ = [
     "ModelRegistry",

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -75,7 +75,7 @@ POLICY_STATUSES = ("active", "lapsed", "cancelled")
 PAYMENT_METHODS = ("bank_transfer", "cheque", "card", "repairer_direct")
 INTERNAL_DOCUMENTS = frozenset({"general-fraud-policy", "general-underwriting-guidelines",
                                 "general-claims-handling-standards"})
-"""Documents tagged ``internal`` (the rest are ``public``)."""
+"""Documents tagged ``internal`` (``access: internal`` in their front matter; the rest are ``public``)."""
 
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(step_name, done, total)``: ``done`` of ``total`` units of ``step_name`` are done."""
@@ -305,13 +305,29 @@ def sample_documents() -> list[SampleDocument]:
         content = entry.read_bytes().decode("utf-8")
         stem = entry.name[:-3]
         line, _, kind = stem.partition("-")
-        first = content.split("\n", 1)[0]
+        front, body = _front_matter(content, entry.name)
+        first = body.split("\n", 1)[0]
         if line not in (*LINES_OF_BUSINESS, "general") or not kind or not first.startswith("# "):
             raise InvalidInputError(f"The packaged document {entry.name} breaks the naming rules "
-                                    f"('<line>-<type>.md' starting with '# Title').")
-        docs.append(SampleDocument(stem, first[2:].strip(), line, kind.replace("-", "_"), entry.name,
-                                   content, "internal" if stem in INTERNAL_DOCUMENTS else "public"))
+                                    f"('<line>-<type>.md' starting with '# Title' after any front matter).")
+        access = front.get("access", "public")
+        docs.append(SampleDocument(stem, first[2:].strip(), line, kind.replace("-", "_"), entry.name, content,
+                                   ", ".join(access) if isinstance(access, list) else str(access)))
     return docs
+
+
+def _front_matter(content: str, name: str) -> tuple[dict[str, Any], str]:
+    """A packaged document's YAML front matter (``---`` block at the top; the RAG loader reads it too)."""
+    if not content.startswith("---\n"):
+        return {}, content
+    head, found, body = content[4:].partition("\n---\n")
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    front = yaml.safe_load(head) if found else None
+    if not isinstance(front, dict):
+        raise InvalidInputError(f"The packaged document {name} has front matter that is not a closed block "
+                                f"of 'key: value' lines.")
+    return front, body
 
 
 def _write_documents(target: Path, docs: list[SampleDocument]) -> None:

@@ -451,8 +451,9 @@ class EmbeddingRefresher:
 def _sync_access_tags(path: Path, tags: str) -> None:
     """Keep ``<file>.meta.json`` (read by the RAG loader) in step with the mart's access tags.
 
-    The same bytes as :func:`aiw.rag.tour.label_access_tags` writes, so neither rewrites the other.
-    A tag removed in the warehouse is thus removed from the index at the next refresh.
+    A sidecar overrides the document's front matter (see :mod:`aiw.rag.loaders`), so the
+    warehouse's tags win; a tag removed in the warehouse is removed from the index at the next
+    refresh. An unchanged sidecar is not rewritten.
     """
     wanted = [t.strip() for t in tags.split(",") if t.strip()]
     sidecar = path.with_name(path.name + ".meta.json")

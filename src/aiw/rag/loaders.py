@@ -2,18 +2,22 @@
 
 Every loader normalises the body to Markdown-like lines so that the chunker sees headings the same
 way whatever the format (``# Title``, ``## Section``). Metadata comes from, in increasing priority:
-the file itself (``<title>``, PDF info, first heading), a front-matter block at the top of a
+the file itself (``<title>``, PDF info, first heading), a YAML front-matter block at the top of a
 Markdown or text file::
 
     ---
     title: Home insurance policy
-    access: internal, finance
+    access: [internal, finance]     # or "internal, finance"; "access_tags" works too
     doc_type: policy
     ---
 
 and a sidecar file ``<name>.meta.json`` beside it (``{"access_tags": ["internal"], ...}``), which
-is how access tags are given to HTML and PDF files. A document that names no access tags gets the
-default (``public``).
+is how access tags are given to HTML and PDF files, and how the embedding-refresh pipeline mirrors
+the warehouse catalogue's tags. The front matter is never part of the text that is chunked; every
+key besides the title and the access tags is kept as metadata (a ``tags`` key too: in front
+matter it conventionally names topics, not who may read). Malformed front matter (not closed,
+not YAML, not a mapping, bad access tags) fails the file with a message naming it, and ingestion
+reports it and goes on. A document that names no access tags gets the default (``public``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -92,31 +96,63 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, root: Path | None = Non
 
 
 # -- front matter and sidecars -----------------------------------------------------------------
+_FRONT_MATTER_MAX_LINES = 500  # a longer block is a file that opens with a rule, not front matter
+
+
 def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
-    """Split a leading ``---`` block of ``key: value`` lines from ``text``.
+    """Split a leading YAML front-matter block (between ``---`` lines) from ``text``.
+
+    The block must open on the first line and close with ``---`` (or ``...``). Keys are
+    lower-cased; values become strings: lists are joined by ``", "``, booleans are ``true`` /
+    ``false``, dates ISO 8601, nested mappings JSON, an empty value ``""`` (so an empty
+    ``access:`` is refused by the access-tag check rather than read as "no restriction named").
 
     Returns:
-        (fields, body). Without a block, ``({}, text)``. Values keep their text; ``[a, b]`` list
-        syntax is flattened to ``a, b``.
+        (fields, body). Without a block, ``({}, text)``; the body never holds the block.
+
+    Raises:
+        InvalidInputError: the block is not closed, is not valid YAML, or is not a mapping of
+            keys to values.
     """
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
     lines = text.lstrip("\ufeff").splitlines()
-    if not lines or lines[0].strip() != "---":
+    if not lines or lines[0].rstrip() != "---":
         return {}, text
-    for end in range(1, min(len(lines), 200)):
-        if lines[end].strip() in ("---", "..."):
-            break
-    else:
-        return {}, text
-    fields: dict[str, str] = {}
-    for line in lines[1:end]:
-        if ":" not in line or line.lstrip().startswith("#"):
-            continue
-        key, _, value = line.partition(":")
-        value = value.strip().strip('"').strip("'")
-        if value.startswith("[") and value.endswith("]"):
-            value = ", ".join(v.strip().strip('"').strip("'") for v in value[1:-1].split(",") if v.strip())
-        fields[key.strip().lower()] = value
+    end = next((i for i in range(1, min(len(lines), _FRONT_MATTER_MAX_LINES + 1))
+                if lines[i].rstrip() in ("---", "...")), None)
+    if end is None:
+        raise InvalidInputError("the front matter opened by '---' on line 1 is not closed: end it with a "
+                                "'---' line (within the first 500 lines), or remove the opening '---'")
+    try:
+        data = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" on line {mark.line + 2}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidInputError(f"the front matter is not valid YAML{where}: {problem}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"the front matter must be 'key: value' lines (a YAML mapping); "
+                                f"it is a {type(data).__name__}")
+    fields = {str(key).strip().lower(): _front_matter_value(value) for key, value in data.items()}
     return fields, "\n".join(lines[end + 1:])
+
+
+def _front_matter_value(value: Any) -> str:
+    """One front-matter value as the string metadata keeps (see :func:`parse_front_matter`)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple | set):
+        return ", ".join(s for s in (_front_matter_value(v) for v in value) if s)
+    if isinstance(value, dict):
+        return json.dumps(value, default=str, sort_keys=True, ensure_ascii=False)
+    return str(value).strip()
 
 
 def _sidecar(path: Path) -> dict[str, str]:
@@ -133,12 +169,16 @@ def _sidecar(path: Path) -> dict[str, str]:
 
 
 def _access_tags(fields: dict[str, str], default: Sequence[str]) -> tuple[str, ...]:
-    raw = next((fields.pop(k) for k in _ACCESS_KEYS if k in fields), None)
-    if raw is None:
+    given = [(k, fields.pop(k)) for k in _ACCESS_KEYS if k in fields]
+    if not given:
         return tuple(default)
+    key, raw = given[0]  # the first of _ACCESS_KEYS wins; the others are not kept as metadata
     tags = tuple(dict.fromkeys(t.strip().lower() for t in re.split(r"[,\s]+", raw) if t.strip()))
+    if not tags:
+        raise InvalidInputError(f"'{key}' names no access tags: give at least one (for example 'public') "
+                                f"or remove the key to get the default.")
     bad = [t for t in tags if not _TAG.match(t)]
-    if bad or not tags:
+    if bad:
         raise InvalidInputError(f"Invalid access tags {raw!r}: use words of letters, digits, '_', '.', ':' or '-'.")
     return tags
 

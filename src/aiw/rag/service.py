@@ -177,12 +177,21 @@ class RagService:
     def _retrieve(self, question: str, collection: str | None, top_k: int | None, filters: Filters | None,
                   role: str | None, history: Sequence[Message], mode: Mode) -> tuple[str, Retrieval]:
         name = self._collection(collection)
+        if history:  # check before spending a model call on condensing
+            self._require_documents(name)
+        query = condense(history, question, self.llm) if history else question.strip()
+        retrieval = self.retriever.retrieve(query, collection=name, top_k=top_k, mode=mode, filters=filters,
+                                            role=role)
+        if not history and not retrieval.chunks:
+            # Counting is a round trip to the index: only an empty retrieval needs to tell
+            # "nothing this role may see matched" from "nothing there".
+            self._require_documents(name)
+        return name, retrieval
+
+    def _require_documents(self, name: str) -> None:
         if self.index.count(name) == 0:
             raise NotFoundError(f"The collection {name!r} holds no documents",
                                 hint=f"ingest some first: aiw rag ingest PATH --collection {name}")
-        query = condense(history, question, self.llm) if history else question.strip()
-        return name, self.retriever.retrieve(query, collection=name, top_k=top_k, mode=mode, filters=filters,
-                                             role=role)
 
     def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None,
             filters: Filters | None = None, role: str | None = None, history: Sequence[Message] = (),

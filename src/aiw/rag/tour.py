@@ -1,9 +1,11 @@
-"""The tour's document Q&A step: ingest the policy documents, ask, change one, re-ingest."""
+"""The tour's document Q&A step: ingest the policy documents, ask, change one, re-ingest.
+
+The internal documents carry ``access: internal`` in their own front matter, which the loader
+reads, so the tour needs no sidecar files; it asks as an ``analyst``, who reads only ``public``.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +13,7 @@ if TYPE_CHECKING:
     from aiw.tour import TourContext
     from aiw.workspace import Workspace
 
-__all__ = ["QUESTIONS", "label_access_tags", "tour_step"]
+__all__ = ["QUESTIONS", "tour_step"]
 
 QUESTIONS = (
     "Is flood damage to my home covered?",
@@ -21,38 +23,6 @@ QUESTIONS = (
 """What the tour asks about coverage and exclusions."""
 
 _EDITED = "home-faq.md"
-
-
-def label_access_tags(workspace: Workspace) -> int:
-    """Write ``<file>.meta.json`` sidecars with each sample document's access tags from the warehouse.
-
-    The sample documents' catalogue (the ``documents`` table) says which are ``internal``; the
-    Markdown files themselves carry no front matter. Returns how many sidecars were written.
-    """
-    folder = workspace.documents_dir
-    if not workspace.warehouse_path.exists():
-        return 0
-    conn = workspace.connect_warehouse(read_only=True, ai_functions=False)
-    try:
-        rows = conn.execute("SELECT path, access_tags FROM documents").fetchall()
-    except Exception:  # an older warehouse without the catalogue: every document stays public
-        return 0
-    finally:
-        conn.close()
-    written = 0
-    for path, tags in rows:
-        target = folder / str(path)
-        if not target.is_file() or not tags:
-            continue
-        sidecar = target.with_name(target.name + ".meta.json")
-        data = json.dumps({"access_tags": [t.strip() for t in str(tags).split(",") if t.strip()]})
-        if sidecar.exists() and sidecar.read_text() == data:
-            continue
-        tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
-        tmp.write_text(data)
-        tmp.replace(sidecar)
-        written += 1
-    return written
 
 
 def _documents_folder(workspace: Workspace) -> Path:
@@ -70,7 +40,6 @@ def tour_step(ctx: TourContext) -> None:
 
     console = ctx.console
     folder = _documents_folder(ctx.workspace)
-    label_access_tags(ctx.workspace)
     service = RagService(ctx.workspace, ctx.settings)
     collection = ctx.settings.rag.collection
     first = service.ingest([folder], collection=collection, actor="tour")

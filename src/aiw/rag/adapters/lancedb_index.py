@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,50 @@ if TYPE_CHECKING:
 __all__ = ["LanceDBIndex", "filter_sql"]
 
 _READ_COLUMNS = ["id", "record"]
+
+
+def _fetch(table: Any, native: Callable[[Any], Any], sync: Callable[[], pa.Table]) -> pa.Table:
+    """Run one read query, in a single trip to LanceDB's event loop when the installed LanceDB allows.
+
+    LanceDB's synchronous builders are wrappers over its async API that fetch the table schema
+    three times per search, each a round trip through LanceDB's background event loop: on a
+    busy machine every trip waits for that thread to be scheduled, and the text and vector
+    searches of one hybrid query queue behind each other there. ``native(query)`` configures
+    the async query that the wrapping table holds; ``sync()`` is the public path, used when
+    the private pieces this relies on (``LanceTable._table``, ``lancedb.background_loop.LOOP``)
+    are not there.
+    """
+    try:
+        from lancedb.background_loop import LOOP
+    except ImportError:  # a LanceDB without it: the public path
+        return sync()
+    inner = getattr(table, "_table", None)
+    if inner is None or not callable(getattr(inner, "query", None)):
+        return sync()
+
+    async def run() -> pa.Table:
+        return await native(inner.query()).to_arrow()
+
+    return LOOP.run(run())
+
+
+_CHUNKS: dict[str, Chunk] = {}
+_CHUNKS_MAX = 10_000
+
+
+def _chunk(record: str) -> Chunk:
+    """The chunk a stored record holds, decoded once per distinct record.
+
+    Searches return the same popular chunks again and again. The record text itself is the key,
+    so a chunk rewritten under the same id is decoded anew; the chunks are shared (frozen, and
+    their metadata must not be mutated).
+    """
+    found = _CHUNKS.get(record)
+    if found is None:
+        if len(_CHUNKS) >= _CHUNKS_MAX:
+            _CHUNKS.clear()
+        found = _CHUNKS[record] = Chunk.from_record(json.loads(record))
+    return found
 
 
 def _quote(value: str) -> str:
@@ -231,11 +275,19 @@ class LanceDBIndex:
         if query.shape[0] != dimension:
             raise InvalidInputError(f"The query vector has dimension {query.shape[0]}; "
                                     f"this collection holds {dimension}.")
-        try:
+
+        def native(q: Any) -> Any:
+            q = q.nearest_to(query).column("vector").distance_type("cosine")
+            return (q.where(where) if where else q).select([*_READ_COLUMNS, "vector", "_distance"]).limit(k)
+
+        def sync() -> Any:
             builder = table.search(query, vector_column_name="vector").distance_type("cosine")
             if where:
                 builder = builder.where(where, prefilter=True)
-            found = builder.select([*_READ_COLUMNS, "vector", "_distance"]).limit(k).to_arrow()
+            return builder.select([*_READ_COLUMNS, "vector", "_distance"]).limit(k).to_arrow()
+
+        try:
+            found = _fetch(table, native, sync)
         except Exception as exc:
             raise BackendError(f"Vector search in LanceDB {collection!r} failed: {exc}") from exc
         if found.num_rows == 0:
@@ -245,7 +297,7 @@ class LanceDBIndex:
         vectors = vectors.reshape(found.num_rows, dimension).astype(np.float32, copy=False)
         records = found.column("record").to_pylist()
         distances = found.column("_distance").to_pylist()
-        return [Hit(Chunk.from_record(json.loads(r)), 1.0 - float(d), vectors[i])
+        return [Hit(_chunk(r), 1.0 - float(d), vectors[i])
                 for i, (r, d) in enumerate(zip(records, distances, strict=True))]
 
     def search_text(self, collection: str, query: TextQuery, k: int,
@@ -262,15 +314,22 @@ class LanceDBIndex:
         self._ensure_fts(collection, table)
         fts = BooleanQuery([(Occur.SHOULD, MatchQuery(term, "terms", boost=float(w)))  # type: ignore[call-arg]
                             for term, w in weights.items()])
-        try:
+        def native(q: Any) -> Any:
+            q = q.nearest_to_text(fts)
+            return (q.where(where) if where else q).select([*_READ_COLUMNS, "_score"]).limit(k)
+
+        def sync() -> Any:
             builder = table.search(fts, query_type="fts")
             if where:
                 builder = builder.where(where, prefilter=True)
-            found = builder.select([*_READ_COLUMNS, "_score"]).limit(k).to_arrow()
+            return builder.select([*_READ_COLUMNS, "_score"]).limit(k).to_arrow()
+
+        try:
+            found = _fetch(table, native, sync)
         except Exception as exc:
             raise BackendError(f"Full-text search in LanceDB {collection!r} failed: {exc}") from exc
         scores = found.column("_score").to_pylist()
-        return [Hit(Chunk.from_record(json.loads(r)), float(sc))
+        return [Hit(_chunk(r), float(sc))
                 for r, sc in zip(found.column("record").to_pylist(), scores, strict=True) if float(sc) > 0]
 
     def get(self, collection: str, chunk_ids: Sequence[str]) -> list[Chunk]:

@@ -119,3 +119,69 @@ def test_a_broken_pool_falls_back_to_this_process(monkeypatch: pytest.MonkeyPatc
         assert os.getpid() in sentiment._POOL_FAILED  # not retried on every call
     finally:
         sentiment._POOL_FAILED.discard(os.getpid())
+
+
+def _wait_for_pool(workers: int) -> None:
+    """Start the pool the threaded path uses and wait until it is up (bounded; not a timing check)."""
+    import time
+
+    from aiw.providers import sentiment
+
+    for _ in range(600):
+        if sentiment._ready_pool(workers) is not None:
+            return
+        time.sleep(0.1)
+    pytest.fail("the sentiment process pool did not start within 60 s")
+
+
+def test_threaded_batches_from_several_threads_equal_serial(reference) -> None:
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aiw.providers import sentiment
+
+    texts = tricky_sentences(4_000, seed=13)
+    batches = [[*texts[i:i + 500], None] for i in range(0, len(texts), 500)]
+    serial = [VaderSentiment(workers=1).scores(b) for b in batches]
+    scorer = VaderSentiment(workers=2, offload_min=100)
+    first = [scorer.scores(b) for b in batches[:2]]  # starts the pool in the background; scored here meanwhile
+    _wait_for_pool(2)
+    assert (os.getpid(), 2) in sentiment._POOLS
+    with ThreadPoolExecutor(max_workers=4) as threads:  # as DuckDB does: several threads at once
+        threaded = list(threads.map(scorer.scores, batches))
+    for got, expected in zip(first + threaded, serial[:2] + serial, strict=True):
+        np.testing.assert_array_equal(got, expected)  # NaN for the None at the end included
+    assert threaded[3][7] == reference(batches[3][7])
+
+
+def test_threaded_entry_point_keeps_order_duplicates_and_none() -> None:
+    texts = ["I love it", None, "I hate it", "I love it", ""] * 200
+    np.testing.assert_array_equal(sentiment_scores(texts, threaded=True), sentiment_scores(texts))
+    assert sentiment_scores([], threaded=True).shape == (0,)
+
+
+def test_a_broken_pool_in_the_threaded_path_falls_back(monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    from aiw.providers import sentiment
+
+    class Broken:
+        def map(self, *args: object) -> None:
+            raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(sentiment, "_ready_pool", lambda workers: Broken())
+    texts = tricky_sentences(600, seed=17)
+    try:
+        got = VaderSentiment(workers=2, offload_min=100).scores(texts)
+        assert "texts in this process" in caplog.text
+        np.testing.assert_array_equal(got, VaderSentiment(workers=1).scores(texts))
+        assert os.getpid() in sentiment._POOL_FAILED
+    finally:
+        sentiment._POOL_FAILED.discard(os.getpid())
+
+
+def test_offload_min_is_checked() -> None:
+    with pytest.raises(InvalidInputError, match="'offload_min'"):
+        VaderSentiment(offload_min=0)

@@ -57,6 +57,37 @@ def test_sentiment_and_null(notes_ws: Any) -> None:
     assert rows[0][2] > 0.5 and rows[1][2] < -0.3
 
 
+def test_sentiment_over_many_rows_in_worker_processes(make_workspace: Callable[..., Any]) -> None:
+    """Batches DuckDB hands over from its threads go to the worker processes; scores stay exact."""
+    import pyarrow as pa
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from aiw.providers import sentiment
+    from aiw.testing.vader_sentences import tricky_sentences
+
+    texts: list[str | None] = list(tricky_sentences(6_000, seed=23))
+    texts[::97] = [None] * len(texts[::97])
+    texts[1::89] = ["the same note, repeated"] * len(texts[1::89])
+    ws = make_workspace("many_notes")
+    conn = ws.connect_warehouse(ai_functions=False)
+    try:
+        conn.register("src", pa.table({"id": list(range(len(texts))), "txt": texts}))
+        conn.execute("CREATE TABLE notes AS SELECT * FROM src")
+    finally:
+        conn.close()
+    reference = SentimentIntensityAnalyzer()
+    expected = [None if t is None else reference.polarity_scores(t)["compound"] for t in texts]
+    sql = "SELECT id, ai_sentiment(txt) FROM notes ORDER BY id"
+    first = [score for _, score in run_query(ws, sql).rows()]  # may score here while the pool starts
+    for _ in range(600):  # bounded wait for the background start; no timing is asserted
+        if sentiment._ready_pool(sentiment.os.cpu_count() or 1) is not None:
+            break
+        time.sleep(0.1)
+    second = [score for _, score in run_query(ws, sql).rows()]
+    assert first == expected
+    assert second == expected
+
+
 def test_embed_and_similarity(notes_ws: Any, embedder: Any) -> None:
     vec, norm, null_vec = run_query(notes_ws, "SELECT ai_embed('a car crash'), list_dot_product("
                                     "ai_embed('a car crash')::FLOAT[], ai_embed('a car crash')::FLOAT[]), "

@@ -278,14 +278,19 @@ def _spread(results: Sequence[Any], codes: Sequence[int]) -> list[Any]:
 def sentiment(ctx: AIContext, texts: Sequence[str | None]) -> list[float | None]:
     """VADER compound scores in [-1, 1] (identical to vaderSentiment's); ``None`` for ``None``.
 
-    Scored in this process: DuckDB hands the function 2,048 rows at a time, and sending such
-    batches to the provider's process pool measured slower here than scoring them in place.
+    Safe to call from several threads at once, as DuckDB does with its 2,048-row chunks: each
+    batch is split between the provider's worker processes, and the wait for them releases the
+    GIL, so that every core scores (see :func:`aiw.providers.sentiment.sentiment_scores` with
+    ``threaded=True``).
     """
+    uniques, codes = _unique(texts)
+    return _spread(_sentiment_distinct(ctx, uniques), codes)
+
+
+def _sentiment_distinct(ctx: AIContext, texts: list[str]) -> list[float | None]:
     from aiw.providers.sentiment import sentiment_scores
 
-    uniques, codes = _unique(texts)
-    scores = _guarded(ctx, "ai_sentiment", uniques, lambda batch: [float(s) for s in sentiment_scores(batch)])
-    return _spread(scores, codes)
+    return _guarded(ctx, "ai_sentiment", texts, lambda batch: sentiment_scores(batch, threaded=True).tolist())
 
 
 def _embed_unique(ctx: AIContext, function: str, texts: list[str]) -> dict[str, np.ndarray]:
@@ -519,7 +524,7 @@ def _arrow_udfs(ctx: AIContext) -> list[tuple[str, Callable[..., Any], list[str]
         if len(texts) == 0:
             return pa.array([], pa.float64())
         enc = _as_array(texts).dictionary_encode()
-        scores = sentiment(ctx, enc.dictionary.to_pylist())
+        scores = _sentiment_distinct(ctx, enc.dictionary.to_pylist())
         return pa.array(scores, pa.float64()).take(enc.indices)
 
     def udf_embed(texts: Any) -> Any:

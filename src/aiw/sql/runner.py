@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["QueryResult", "QueryTimeoutError", "check_read_only", "jsonable", "run_query"]
 
 _MAX_SQL_CHARS = 1_000_000
+_STREAMING_BUFFER = "64MB"
 _ALLOWED_TABLE_FUNCTIONS = frozenset({
     "range", "generate_series", "unnest", "query", "query_table", "ai_forecast", "ai_detect_anomalies",
     "json_each", "json_tree", "summary", "repeat", "repeat_row", "pragma_table_info", "pragma_show",
@@ -235,6 +236,10 @@ def run_query(workspace: Workspace, sql: str, *, row_limit: int | None = None,
         raise InvalidInputError(f"The 'timeout_s' parameter must be a positive number. Got {timeout!r} instead.")
     conn = _open(workspace)
     conn.execute("SET enable_progress_bar = false")  # results go to callers, not a terminal
+    # With DuckDB's default 1 MB streaming buffer its threads wait on this reader whenever the
+    # buffer is full, and Python UDFs (the ai_* functions) ran about one chunk at a time; with
+    # room for more they run side by side (benchmarks/bench_sql_sentiment.py).
+    conn.execute(f"SET streaming_buffer_size = '{_STREAMING_BUFFER}'")
     ctx = ai_context(workspace)
     seq = ctx.seq
     timed_out = threading.Event()

@@ -53,38 +53,58 @@ def main() -> None:
             conn.execute(f"CREATE TABLE base AS {CLAIM_FEATURES_SQL}")
             base = int(conn.execute("SELECT count(*) FROM base").fetchone()[0])
             copies = -(-args.rows // base)
-            conn.execute(f"CREATE TABLE to_score AS SELECT * REPLACE (claim_id * {copies} + r.range AS claim_id) "
-                         f"FROM base, range({copies}) AS r ORDER BY claim_id LIMIT {args.rows}")
+            conn.execute(
+                f"CREATE TABLE to_score AS SELECT * REPLACE (claim_id * {copies} + r.range AS claim_id) "
+                f"FROM base, range({copies}) AS r ORDER BY claim_id LIMIT {args.rows}"
+            )
         finally:
             conn.close()
         for engine_name in args.engines.split(","):
             engine = RayEngine(ws.settings.engine) if engine_name == "ray" else engine_name
             try:
-                r = score_table(ws, "claims-fraud", "to_score", f"scored_{engine_name}", ds, engine=engine,
-                                chunk_rows=args.chunk_rows)
+                r = score_table(
+                    ws,
+                    "claims-fraud",
+                    "to_score",
+                    f"scored_{engine_name}",
+                    ds,
+                    engine=engine,
+                    chunk_rows=args.chunk_rows,
+                )
             finally:
                 if isinstance(engine, RayEngine):
                     engine.close()
-            results[engine_name] = {"rows": r.rows, "chunks": r.chunks, "seconds": round(r.seconds, 2),
-                                    "rows_per_s": round(r.rows_per_s)}
+            results[engine_name] = {
+                "rows": r.rows,
+                "chunks": r.chunks,
+                "seconds": round(r.seconds, 2),
+                "rows_per_s": round(r.rows_per_s),
+            }
             print(f"  {engine_name}: {r.rows:,} rows in {r.seconds:.1f} s = {r.rows_per_s:,.0f} rows/s", flush=True)
         identical = None
         if {"local", "ray"} <= set(results):
             conn = ws.connect_warehouse(ai_functions=False)
             try:
-                diff = conn.execute("SELECT count(*) FROM (SELECT * FROM scored_local EXCEPT ALL "
-                                    "SELECT * FROM scored_ray)").fetchone()[0]
+                diff = conn.execute(
+                    "SELECT count(*) FROM (SELECT * FROM scored_local EXCEPT ALL SELECT * FROM scored_ray)"
+                ).fetchone()[0]
             finally:
                 conn.close()
             identical = diff == 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    path = write_result("batch", {
-        "model": "claims-fraud (HistGradientBoostingClassifier pipeline, scikit-learn runtime, exact)",
-        "rows": args.rows, "chunk_rows": args.chunk_rows, "results": results,
-        "local_and_ray_identical": identical,
-        "ray": "local Ray, 2 CPUs, 2 scorer actors (start-up included in the time)",
-        "load_average_at_end": os.getloadavg()})
+    path = write_result(
+        "batch",
+        {
+            "model": "claims-fraud (HistGradientBoostingClassifier pipeline, scikit-learn runtime, exact)",
+            "rows": args.rows,
+            "chunk_rows": args.chunk_rows,
+            "results": results,
+            "local_and_ray_identical": identical,
+            "ray": "local Ray, 2 CPUs, 2 scorer actors (start-up included in the time)",
+            "load_average_at_end": os.getloadavg(),
+        },
+    )
     print(f"identical outputs: {identical}; wrote {path}")
 
 

@@ -75,12 +75,21 @@ def daily_validation(root: Path, rows: int, cache: Path) -> tuple[Any, dict[str,
     shutil.rmtree(ws.path("cache"))
     shutil.copytree(cache, ws.path("cache"))
     run = PipelineRunner(ws, ws.settings).run(get_pipeline("daily-validation"), actor="bench")
-    steps = {s.step: {"status": s.status, "seconds": round(s.seconds or 0.0, 2), "note": s.error[:200]}
-             for s in run.steps}
-    out = {"claims": rows, "generate_s": round(gen_s, 2), "total_s": round(run.seconds or 0.0, 2),
-           "status": run.status, "steps": steps}
-    print(f"daily-validation on {rows:,} claims: {out['total_s']} s "
-          + ", ".join(f"{k} {v['seconds']} s ({v['status']})" for k, v in steps.items()), flush=True)
+    steps = {
+        s.step: {"status": s.status, "seconds": round(s.seconds or 0.0, 2), "note": s.error[:200]} for s in run.steps
+    }
+    out = {
+        "claims": rows,
+        "generate_s": round(gen_s, 2),
+        "total_s": round(run.seconds or 0.0, 2),
+        "status": run.status,
+        "steps": steps,
+    }
+    print(
+        f"daily-validation on {rows:,} claims: {out['total_s']} s "
+        + ", ".join(f"{k} {v['seconds']} s ({v['status']})" for k, v in steps.items()),
+        flush=True,
+    )
     return ws, out
 
 
@@ -104,8 +113,7 @@ def point_in_time(ws: Any, n_rows: int) -> dict[str, Any]:
         entity = entity.sample(n_rows, replace=True, random_state=7).reset_index(drop=True)
     entity["event_timestamp"] = pd.to_datetime(entity["event_timestamp"]).dt.tz_localize("UTC")
     entity["row"] = np.arange(len(entity))
-    refs = ["customer_features:claims_to_date", "customer_features:premium_to_date",
-            "customer_features:tenure_days"]
+    refs = ["customer_features:claims_to_date", "customer_features:premium_to_date", "customer_features:tenure_days"]
     t0 = time.perf_counter()
     feast_df = service.historical(entity, refs)
     feast_s = time.perf_counter() - t0
@@ -117,16 +125,23 @@ def point_in_time(ws: Any, n_rows: int) -> dict[str, Any]:
         FROM entity e ASOF LEFT JOIN read_parquet('{hist}') f
           ON e.customer_id = f.customer_id AND e.event_timestamp >= f.event_timestamp""").df()
     asof_s = time.perf_counter() - t0
-    merged = feast_df[["row", "claims_to_date"]].merge(asof[["row", "claims_to_date"]], on="row",
-                                                       suffixes=("_feast", "_asof"))
+    merged = feast_df[["row", "claims_to_date"]].merge(
+        asof[["row", "claims_to_date"]], on="row", suffixes=("_feast", "_asof")
+    )
     same = bool((merged.claims_to_date_feast.fillna(-1) == merged.claims_to_date_asof.fillna(-1)).all())
-    out = {"entity_rows": len(entity), "history_rows": int(con.execute(f"SELECT count(*) FROM "
-                                                                       f"read_parquet('{hist}')").fetchone()[0]),
-           "feast_s": round(feast_s, 2), "duckdb_asof_s": round(asof_s, 3),
-           "feast_over_asof": round(feast_s / asof_s, 1) if asof_s > 0 else None,
-           "results_identical": same, "apply_s": round(apply_s, 2)}
-    print(f"point-in-time {len(entity):,} rows: Feast {feast_s:.1f} s, DuckDB ASOF {asof_s:.2f} s, "
-          f"identical {same}", flush=True)
+    out = {
+        "entity_rows": len(entity),
+        "history_rows": int(con.execute(f"SELECT count(*) FROM read_parquet('{hist}')").fetchone()[0]),
+        "feast_s": round(feast_s, 2),
+        "duckdb_asof_s": round(asof_s, 3),
+        "feast_over_asof": round(feast_s / asof_s, 1) if asof_s > 0 else None,
+        "results_identical": same,
+        "apply_s": round(apply_s, 2),
+    }
+    print(
+        f"point-in-time {len(entity):,} rows: Feast {feast_s:.1f} s, DuckDB ASOF {asof_s:.2f} s, identical {same}",
+        flush=True,
+    )
     return out
 
 
@@ -161,11 +176,19 @@ def online(ws: Any, repeats: int, batch: int, store: str) -> dict[str, Any]:
     finally:
         if store == "redis":
             service.store.teardown()
-    out = {"store": store, "batch": batch, "repeats": repeats, "materialize_s": round(mat_s, 2),
-           "p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
-           "mean_ms": round(float(np.mean(lat)), 2)}
-    print(f"online {store}: batch {batch} p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms "
-          f"(materialize {mat_s:.1f} s)", flush=True)
+    out = {
+        "store": store,
+        "batch": batch,
+        "repeats": repeats,
+        "materialize_s": round(mat_s, 2),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "mean_ms": round(float(np.mean(lat)), 2),
+    }
+    print(
+        f"online {store}: batch {batch} p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms (materialize {mat_s:.1f} s)",
+        flush=True,
+    )
     return out
 
 
@@ -195,12 +218,20 @@ def main() -> None:
             lookups.append(online(ws, args.repeats, args.batch, "redis"))
         except Exception as exc:  # report a missing Redis rather than losing the other figures
             lookups.append({"store": "redis", "error": f"{type(exc).__name__}: {exc}"})
-        path = write_result("data_platform", {
-            "sizes": sizes, "cold_corpus_embedding_s": round(cold_s, 1), "daily_validation": runs,
-            "point_in_time": pit, "online": lookups,
-            "notes": ["the embedding cache is warm in daily-validation; cold_corpus_embedding_s is the first embed",
-                      f"point-in-time and online figures use the {sizes[-1]:,}-claim workspace"],
-        })
+        path = write_result(
+            "data_platform",
+            {
+                "sizes": sizes,
+                "cold_corpus_embedding_s": round(cold_s, 1),
+                "daily_validation": runs,
+                "point_in_time": pit,
+                "online": lookups,
+                "notes": [
+                    "the embedding cache is warm in daily-validation; cold_corpus_embedding_s is the first embed",
+                    f"point-in-time and online figures use the {sizes[-1]:,}-claim workspace",
+                ],
+            },
+        )
         print(f"written {path}")
     finally:
         if args.keep:

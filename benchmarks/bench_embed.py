@@ -31,8 +31,12 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment"
 
 
 def _texts(n: int) -> list[str]:
-    sentences = [line.rsplit("\t", 1)[0] for path in sorted(DATA.glob("*.tsv"))
-                 for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    sentences = [
+        line.rsplit("\t", 1)[0]
+        for path in sorted(DATA.glob("*.tsv"))
+        for line in path.read_text(encoding="utf-8").splitlines()[1:]
+        if line.strip()
+    ]
     k = len(sentences)
     return [f"{sentences[i % k]} {sentences[(i // k + 7 * i) % k]} #{i}" for i in range(n)]
 
@@ -67,14 +71,19 @@ def main() -> None:
         peer_parts, first_parts = [], []
         peer_wall = peer_cpu = first_wall = first_cpu = 0.0
         for b, start in enumerate(range(0, len(texts), args.block)):
-            block = texts[start:start + args.block]
+            block = texts[start : start + args.block]
             order = ("peer", "ours") if b % 2 == 0 else ("ours", "peer")
             for who in order:
                 if who == "peer":
                     vectors, wall, cpu = _timed(
-                        lambda block=block: model.encode(block, batch_size=settings.batch_size,
-                                                         normalize_embeddings=True, convert_to_numpy=True,
-                                                         show_progress_bar=False))
+                        lambda block=block: model.encode(
+                            block,
+                            batch_size=settings.batch_size,
+                            normalize_embeddings=True,
+                            convert_to_numpy=True,
+                            show_progress_bar=False,
+                        )
+                    )
                     peer_parts.append(vectors)
                     peer_wall, peer_cpu = peer_wall + wall, peer_cpu + cpu
                 else:
@@ -82,10 +91,14 @@ def main() -> None:
                     first_parts.append(vectors)
                     first_wall, first_cpu = first_wall + wall, first_cpu + cpu
         peer_vectors, first = np.concatenate(peer_parts), np.concatenate(first_parts)
-        print(f"SentenceTransformer.encode: {len(texts) / peer_wall:8.1f} texts/s "
-              f"({peer_wall:.1f} s, cpu {peer_cpu:.1f} s)")
-        print(f"ours, first run:            {len(texts) / first_wall:8.1f} texts/s "
-              f"({first_wall:.1f} s, cpu {first_cpu:.1f} s)")
+        print(
+            f"SentenceTransformer.encode: {len(texts) / peer_wall:8.1f} texts/s "
+            f"({peer_wall:.1f} s, cpu {peer_cpu:.1f} s)"
+        )
+        print(
+            f"ours, first run:            {len(texts) / first_wall:8.1f} texts/s "
+            f"({first_wall:.1f} s, cpu {first_cpu:.1f} s)"
+        )
         fresh = get_embedder(settings, Path(cache_dir))  # a new object: only the file is shared
         second, second_wall, second_cpu = _timed(fresh.embed, texts)
         print(f"ours, second run (cache):   {len(texts) / second_wall:8.1f} texts/s ({second_wall:.3f} s)")
@@ -93,31 +106,44 @@ def main() -> None:
 
     max_diff_peer = float(np.abs(first - peer_vectors).max())
     assert np.array_equal(first, second), "the cache must return the stored vectors bit for bit"
-    path = write_result("embed", {
-        "texts": len(texts),
-        "model": plain.model_id,
-        "batch_size": settings.batch_size,
-        "block": args.block,
-        "torch_threads": __import__("torch").get_num_threads(),
-        "load_average_at_end": os.getloadavg(),
-        "texts_per_s": {"sentence_transformers_encode": len(texts) / peer_wall,
-                        "ours_first_run": len(texts) / first_wall,
-                        "ours_second_run_cached": len(texts) / second_wall},
-        "seconds": {"sentence_transformers_encode": peer_wall, "ours_first_run": first_wall,
-                    "ours_second_run_cached": second_wall},
-        "cpu_seconds": {"sentence_transformers_encode": peer_cpu, "ours_first_run": first_cpu,
-                        "ours_second_run_cached": second_cpu},
-        "ratios": {
-            "ours_first_vs_encode_wall": round(peer_wall / first_wall, 3),
-            "ours_first_vs_encode_cpu": round(peer_cpu / first_cpu, 3),
-            "second_run_speedup_vs_first": round(first_wall / second_wall, 1),
+    path = write_result(
+        "embed",
+        {
+            "texts": len(texts),
+            "model": plain.model_id,
+            "batch_size": settings.batch_size,
+            "block": args.block,
+            "torch_threads": __import__("torch").get_num_threads(),
+            "load_average_at_end": os.getloadavg(),
+            "texts_per_s": {
+                "sentence_transformers_encode": len(texts) / peer_wall,
+                "ours_first_run": len(texts) / first_wall,
+                "ours_second_run_cached": len(texts) / second_wall,
+            },
+            "seconds": {
+                "sentence_transformers_encode": peer_wall,
+                "ours_first_run": first_wall,
+                "ours_second_run_cached": second_wall,
+            },
+            "cpu_seconds": {
+                "sentence_transformers_encode": peer_cpu,
+                "ours_first_run": first_cpu,
+                "ours_second_run_cached": second_cpu,
+            },
+            "ratios": {
+                "ours_first_vs_encode_wall": round(peer_wall / first_wall, 3),
+                "ours_first_vs_encode_cpu": round(peer_cpu / first_cpu, 3),
+                "second_run_speedup_vs_first": round(first_wall / second_wall, 1),
+            },
+            "goals_met": {
+                "first_run_within_10_percent_of_encode_wall": first_wall <= 1.10 * peer_wall,
+                "first_run_within_10_percent_of_encode_cpu": first_cpu <= 1.10 * peer_cpu,
+                "second_run_at_least_50x_faster": first_wall >= 50 * second_wall,
+            },
+            "max_abs_diff_vs_encode": max_diff_peer,
+            "cache_file_bytes": cache_bytes,
         },
-        "goals_met": {"first_run_within_10_percent_of_encode_wall": first_wall <= 1.10 * peer_wall,
-                      "first_run_within_10_percent_of_encode_cpu": first_cpu <= 1.10 * peer_cpu,
-                      "second_run_at_least_50x_faster": first_wall >= 50 * second_wall},
-        "max_abs_diff_vs_encode": max_diff_peer,
-        "cache_file_bytes": cache_bytes,
-    })
+    )
     print(f"max |ours - encode| = {max_diff_peer:.2e}; wrote {path}")
 
 

@@ -39,8 +39,13 @@ from aiw.sql.forecast import forecast
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "forecast"
 HORIZON, SEASON = 48, 24
-PUBLISHED = {"naive2_mase": 2.395, "seasonal_naive_mase": 1.193, "es_rnn_winner_mase": 0.893,
-             "statsforecast_autoarima_mase": 0.92, "prophet_mase": 1.78}
+PUBLISHED = {
+    "naive2_mase": 2.395,
+    "seasonal_naive_mase": 1.193,
+    "es_rnn_winner_mase": 0.893,
+    "statsforecast_autoarima_mase": 0.92,
+    "prophet_mase": 1.78,
+}
 PROPHET_VENV = RESULTS / ".venv-prophet"
 
 _PROPHET_WORKER = r"""
@@ -82,8 +87,9 @@ def _load(n: int | None) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str,
     return pd.concat(frames, ignore_index=True), history, actual
 
 
-def _scores(pred: dict[str, np.ndarray], history: dict[str, np.ndarray], actual: dict[str, np.ndarray]
-            ) -> dict[str, float]:
+def _scores(
+    pred: dict[str, np.ndarray], history: dict[str, np.ndarray], actual: dict[str, np.ndarray]
+) -> dict[str, float]:
     mase, smape = [], []
     for uid, y in history.items():
         f, a = pred[uid], actual[uid]
@@ -97,8 +103,15 @@ def _ours(long: pd.DataFrame, method: str, n_jobs: int) -> tuple[dict[str, np.nd
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fc = forecast(long, "ds", "y", "unique_id", horizon=HORIZON, method=method,  # type: ignore[arg-type]
-                      n_jobs=n_jobs)
+        fc = forecast(
+            long,
+            "ds",
+            "y",
+            "unique_id",
+            horizon=HORIZON,
+            method=method,  # type: ignore[arg-type]
+            n_jobs=n_jobs,
+        )
     seconds = time.perf_counter() - started
     pred = {str(uid): part["forecast"].to_numpy() for uid, part in fc.groupby("series", sort=False)}
     return pred, seconds, sorted(set(fc["model"]))
@@ -109,11 +122,16 @@ def _prophet_python() -> tuple[Path | None, str]:
     if python.exists() and subprocess.run([str(python), "-c", "import prophet"], capture_output=True).returncode == 0:
         return python, "existing venv"
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(PROPHET_VENV)], check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(PROPHET_VENV)], check=True, capture_output=True, timeout=300
+        )
         # the venv module of a project venv may lack pip on some builds; ensurepip covers that
-        pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "prophet", "pandas"],
-                             capture_output=True, text=True, timeout=1800)
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "prophet", "pandas"],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"cannot create {PROPHET_VENV}: {exc}"
     if pip.returncode != 0:
@@ -130,8 +148,12 @@ def _prophet(long: pd.DataFrame) -> tuple[dict[str, np.ndarray] | None, dict[str
         src, dst = Path(tmp) / "series.csv", Path(tmp) / "forecast.csv"
         long.to_csv(src, index=False)
         started = time.perf_counter()
-        run = subprocess.run([str(python), "-c", _PROPHET_WORKER, str(src), str(dst), str(HORIZON)],
-                             capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        run = subprocess.run(
+            [str(python), "-c", _PROPHET_WORKER, str(src), str(dst), str(HORIZON)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         wall = time.perf_counter() - started
         if run.returncode != 0:
             reason = (run.stderr.strip().splitlines() or ["no output"])[-1]
@@ -160,8 +182,13 @@ def main() -> None:
     runs += [] if args.skip_ets else [("ours_ets", "ets", 1)]
     for name, method, n_jobs in runs:
         pred, seconds, models = _ours(long, method, n_jobs)
-        results[name] = {**_scores(pred, history, actual), "seconds": round(seconds, 2), "n_jobs": n_jobs,
-                         "ms_per_series": round(1000 * seconds / n, 1), "models": models}
+        results[name] = {
+            **_scores(pred, history, actual),
+            "seconds": round(seconds, 2),
+            "n_jobs": n_jobs,
+            "ms_per_series": round(1000 * seconds / n, 1),
+            "models": models,
+        }
         print(f"{name}: {results[name]}", file=sys.stderr)
     ratios: dict[str, float] = {}
     prophet_info: dict[str, object] = {"skipped": "--skip-prophet"}
@@ -169,18 +196,33 @@ def main() -> None:
         prophet_pred, prophet_info = _prophet(long)
         if prophet_pred is not None:
             seconds = float(prophet_info["seconds_fit_predict"])  # type: ignore[arg-type]
-            results["prophet"] = {**_scores(prophet_pred, history, actual), "seconds": round(seconds, 2),
-                                  "ms_per_series": round(1000 * seconds / n, 1)}
+            results["prophet"] = {
+                **_scores(prophet_pred, history, actual),
+                "seconds": round(seconds, 2),
+                "ms_per_series": round(1000 * seconds / n, 1),
+            }
             print(f"prophet: {results['prophet']}", file=sys.stderr)
             for name in [k for k in results if k.startswith("ours_")]:
                 ratios[f"{name}_speedup_vs_prophet"] = round(seconds / float(results[name]["seconds"]), 1)  # type: ignore[arg-type]
-                ratios[f"{name}_mase_minus_prophet"] = round(float(results[name]["mase"])  # type: ignore[arg-type]
-                                                             - float(results["prophet"]["mase"]), 4)  # type: ignore[arg-type]
-    target = write_result("forecast", {
-        "series": n, "horizon": HORIZON, "season": SEASON, "results": results, "prophet": prophet_info,
-        "ratios": ratios, "goal": "MASE no worse than Prophet's, at least 10x faster", "published": PUBLISHED,
-        "load_average_at_end": list(os.getloadavg()),
-    })
+                ratios[f"{name}_mase_minus_prophet"] = round(
+                    float(results[name]["mase"])  # type: ignore[arg-type]
+                    - float(results["prophet"]["mase"]),
+                    4,
+                )  # type: ignore[arg-type]
+    target = write_result(
+        "forecast",
+        {
+            "series": n,
+            "horizon": HORIZON,
+            "season": SEASON,
+            "results": results,
+            "prophet": prophet_info,
+            "ratios": ratios,
+            "goal": "MASE no worse than Prophet's, at least 10x faster",
+            "published": PUBLISHED,
+            "load_average_at_end": list(os.getloadavg()),
+        },
+    )
     print(json.dumps({"results": results, "ratios": ratios}, indent=2))
     print(f"written to {target}", file=sys.stderr)
 

@@ -55,8 +55,12 @@ def _measure(url: str, appends: int, records: int, label: str) -> dict[str, floa
     assert report.ok and report.checked == records, report
     print(f"{label}: {rate:,.0f} appends/s (one transaction each); verify {records:,} records in {verify_s:.2f} s")
     ws.db.dispose()
-    return {"appends_per_s": round(rate, 1), "verify_records": records, "verify_s": round(verify_s, 3),
-            "verify_records_per_s": round(records / verify_s, 1)}
+    return {
+        "appends_per_s": round(rate, 1),
+        "verify_records": records,
+        "verify_s": round(verify_s, 3),
+        "verify_records_per_s": round(records / verify_s, 1),
+    }
 
 
 def _help_time(runs: int = 5) -> dict[str, float]:
@@ -81,8 +85,9 @@ def main() -> None:
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     try:
-        result["postgresql"] = _measure(f"{PG}?options=-csearch_path%3D{schema}", args.appends, args.records,
-                                        "PostgreSQL")
+        result["postgresql"] = _measure(
+            f"{PG}?options=-csearch_path%3D{schema}", args.appends, args.records, "PostgreSQL"
+        )
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))

@@ -45,8 +45,12 @@ def _scores(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) ->
     n = [ndcg_at_k(r, qrels[q], 10) for q, r in rankings.items()]
     rc = [recall_at_k(r, qrels[q], 100) for q, r in rankings.items()]
     m = [mrr_at_k(r, qrels[q], 10) for q, r in rankings.items()]
-    return {"ndcg@10": round(float(np.mean(n)), 4), "recall@100": round(float(np.mean(rc)), 4),
-            "mrr@10": round(float(np.mean(m)), 4), "queries": len(n)}
+    return {
+        "ndcg@10": round(float(np.mean(n)), 4),
+        "recall@100": round(float(np.mean(rc)), 4),
+        "mrr@10": round(float(np.mean(m)), 4),
+        "queries": len(n),
+    }
 
 
 def _latency(values: Sequence[float]) -> dict[str, float]:
@@ -85,9 +89,12 @@ def _start_chroma(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -119,10 +126,25 @@ def main() -> None:
     from aiw.rag.retrieval import Retriever
     from aiw.settings import RagSettings
 
-    out: dict[str, Any] = {"dataset": "cranfield", "settings": RagSettings().model_dump(
-        include={"chunk_tokens", "chunk_overlap", "rrf_k", "bm25_weight", "vector_weight", "candidates", "feedback",
-                 "feedback_docs", "feedback_terms", "feedback_query_weight", "vector_feedback_docs",
-                 "vector_feedback_weight"})}
+    out: dict[str, Any] = {
+        "dataset": "cranfield",
+        "settings": RagSettings().model_dump(
+            include={
+                "chunk_tokens",
+                "chunk_overlap",
+                "rrf_k",
+                "bm25_weight",
+                "vector_weight",
+                "candidates",
+                "feedback",
+                "feedback_docs",
+                "feedback_terms",
+                "feedback_query_weight",
+                "vector_feedback_docs",
+                "vector_feedback_weight",
+            }
+        ),
+    }
     data = load_beir(CRANFIELD)
     qids = [q for q in data.queries if q in data.qrels and any(r > 0 for r in data.qrels[q].values())]
     qids = qids[: args.limit] if args.limit else qids
@@ -139,8 +161,9 @@ def main() -> None:
     tokens = bm25s.tokenize(doc_texts, stopwords="en", show_progress=False)
     peer_bm25 = bm25s.BM25()
     peer_bm25.index(tokens, show_progress=False)
-    results, _ = peer_bm25.retrieve(bm25s.tokenize(queries, stopwords="en", show_progress=False), k=100,
-                                    show_progress=False)
+    results, _ = peer_bm25.retrieve(
+        bm25s.tokenize(queries, stopwords="en", show_progress=False), k=100, show_progress=False
+    )
     bm25_rank = {q: [doc_ids[i] for i in row] for q, row in zip(qids, results, strict=True)}
     peers["bm25s"] = _scores(bm25_rank, data.qrels)
     print("peer bm25s", peers["bm25s"], flush=True)
@@ -149,22 +172,27 @@ def main() -> None:
     doc_vecs = model.encode(doc_texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
     peer_embed_s = time.perf_counter() - t0
     query_vecs = model.encode(queries, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-    dense_rank = {q: [doc_ids[i] for i in np.argsort(-(doc_vecs @ v))[:100]]
-                  for q, v in zip(qids, query_vecs, strict=True)}
+    dense_rank = {
+        q: [doc_ids[i] for i in np.argsort(-(doc_vecs @ v))[:100]] for q, v in zip(qids, query_vecs, strict=True)
+    }
     peers["sentence_transformers_cosine"] = _scores(dense_rank, data.qrels)
     peers["rrf_bm25s_dense_k60"] = _scores({q: _rrf(bm25_rank[q], dense_rank[q])[:100] for q in qids}, data.qrels)
     print("peer dense", peers["sentence_transformers_cosine"], "rrf", peers["rrf_bm25s_dense_k60"], flush=True)
 
     ldb = lancedb.connect(str(work / "lancedb-peer"))
-    table = ldb.create_table("cranfield", data=[{"id": d, "text": t, "vector": v}
-                                                for d, t, v in zip(doc_ids, doc_texts, doc_vecs, strict=True)])
+    table = ldb.create_table(
+        "cranfield",
+        data=[{"id": d, "text": t, "vector": v} for d, t, v in zip(doc_ids, doc_texts, doc_vecs, strict=True)],
+    )
     table.create_fts_index("text")
     ranks: dict[str, dict[str, list[str]]] = {"fts": {}, "vector": {}, "hybrid": {}}
     lat: dict[str, list[float]] = {"fts": [], "vector": [], "hybrid": []}
     for q, text, vec in zip(qids, queries, query_vecs, strict=True):
-        builders = {"fts": lambda t=text, v=vec: table.search(t, query_type="fts"),
-                    "vector": lambda t=text, v=vec: table.search(v),
-                    "hybrid": lambda t=text, v=vec: table.search(query_type="hybrid").vector(v).text(t)}
+        builders = {
+            "fts": lambda t=text, v=vec: table.search(t, query_type="fts"),
+            "vector": lambda t=text, v=vec: table.search(v),
+            "hybrid": lambda t=text, v=vec: table.search(query_type="hybrid").vector(v).text(t),
+        }
         for kind, build in builders.items():
             started = time.perf_counter()
             rows = build().limit(100).to_list()
@@ -193,23 +221,34 @@ def main() -> None:
     reingest_s = time.perf_counter() - t0
     assert again.chunks_written == 0 and again.unchanged == len(docs)
     out["ingest"] = {
-        "documents": len(docs), "chunks": first.chunks_written,
-        "aiw_ingest_s": round(ingest_s, 2), "aiw_chunks_per_s": round(first.chunks_written / ingest_s, 1),
-        "encode_only_s": round(encode_s, 2), "encode_only_chunks_per_s": round(len(chunks) / encode_s, 1),
+        "documents": len(docs),
+        "chunks": first.chunks_written,
+        "aiw_ingest_s": round(ingest_s, 2),
+        "aiw_chunks_per_s": round(first.chunks_written / ingest_s, 1),
+        "encode_only_s": round(encode_s, 2),
+        "encode_only_chunks_per_s": round(len(chunks) / encode_s, 1),
         "throughput_ratio_vs_encode": round((first.chunks_written / ingest_s) / (len(chunks) / encode_s), 3),
-        "reingest_unchanged_s": round(reingest_s, 3), "reingest_share_of_first": round(reingest_s / ingest_s, 4),
+        "reingest_unchanged_s": round(reingest_s, 3),
+        "reingest_share_of_first": round(reingest_s / ingest_s, 4),
         "peer_dense_doc_encode_s": round(peer_embed_s, 2),
     }
     print("ingest", out["ingest"], flush=True)
 
     # -- our quality on the default index ----------------------------------------------------------
-    def run(retriever: Retriever, collection: str, mode: str,
-            feedback: bool | None = None) -> tuple[dict[str, list[str]], list[float]]:
+    def run(
+        retriever: Retriever, collection: str, mode: str, feedback: bool | None = None
+    ) -> tuple[dict[str, list[str]], list[float]]:
         rankings, times = {}, []
         for q, text in zip(qids, queries, strict=True):
             started = time.perf_counter()
-            result = retriever.retrieve(text, collection=collection, mode=mode, top_k=200, candidates=100,  # type: ignore[arg-type]
-                                        feedback=feedback)
+            result = retriever.retrieve(
+                text,
+                collection=collection,
+                mode=mode,
+                top_k=200,
+                candidates=100,  # type: ignore[arg-type]
+                feedback=feedback,
+            )
             times.append((time.perf_counter() - started) * 1000)
             rankings[q] = list(dict.fromkeys(r.chunk.doc_id for r in result.chunks))[:100]
         return rankings, times
@@ -230,16 +269,20 @@ def main() -> None:
     chroma_proc, chroma_url = _start_chroma(work / "chroma")
     try:
         makers: list[tuple[str, Callable[[], Any]]] = [
-            ("memory", InMemoryIndex), ("qdrant_local", lambda: QdrantIndex(path=work / "qdrant")),
-            ("chroma_server", lambda: ChromaIndex(url=chroma_url))]
+            ("memory", InMemoryIndex),
+            ("qdrant_local", lambda: QdrantIndex(path=work / "qdrant")),
+            ("chroma_server", lambda: ChromaIndex(url=chroma_url)),
+        ]
         for name, make in makers:
             index = make()
             t0 = time.perf_counter()
             ingest_documents(docs, collection="cranfield", index=index, embedder=replay, chunker=chunker)
             write_s = time.perf_counter() - t0
             rankings, times = run(Retriever(index, embedder, s), "cranfield", "hybrid")
-            adapters[name] = {"hybrid": {**_scores(rankings, data.qrels), **_latency(times)},
-                              "write_s_without_embedding": round(write_s, 2)}
+            adapters[name] = {
+                "hybrid": {**_scores(rankings, data.qrels), **_latency(times)},
+                "write_s_without_embedding": round(write_s, 2),
+            }
             print("adapter", name, adapters[name], flush=True)
             index.close()
     finally:
@@ -249,7 +292,8 @@ def main() -> None:
 
     best_peer = max(v["ndcg@10"] for v in peers.values())
     out["summary"] = {
-        "hybrid_ndcg@10": ours["hybrid"]["ndcg@10"], "best_peer_ndcg@10": best_peer,
+        "hybrid_ndcg@10": ours["hybrid"]["ndcg@10"],
+        "best_peer_ndcg@10": best_peer,
         "hybrid_over_best_peer": round(ours["hybrid"]["ndcg@10"] / best_peer, 3),
         "goal_hybrid_ndcg_at_least_0.42": ours["hybrid"]["ndcg@10"] >= 0.42,
         "goal_above_every_peer": ours["hybrid"]["ndcg@10"] > best_peer,

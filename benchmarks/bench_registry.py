@@ -101,21 +101,35 @@ def main() -> None:
 
         def mlflow_explicit() -> None:
             with mlflow.start_run(experiment_id=exp_id), threadpool_limits(1, "openmp"):
-                mlflow.sklearn.log_model(model, name="model", registered_model_name="bench-mlflow-explicit",
-                                         signature=signature, pip_requirements=default_pip_requirements(),
-                                         skops_trusted_types=list(FRAUD_TRUSTED_TYPES))
+                mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    registered_model_name="bench-mlflow-explicit",
+                    signature=signature,
+                    pip_requirements=default_pip_requirements(),
+                    skops_trusted_types=list(FRAUD_TRUSTED_TYPES),
+                )
 
         def mlflow_example() -> None:
             with mlflow.start_run(experiment_id=exp_id), threadpool_limits(1, "openmp"):
-                mlflow.sklearn.log_model(model, name="model", registered_model_name="bench-mlflow-example",
-                                         signature=signature, input_example=X.head(5),
-                                         pip_requirements=default_pip_requirements(),
-                                         skops_trusted_types=list(FRAUD_TRUSTED_TYPES))
+                mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    registered_model_name="bench-mlflow-example",
+                    signature=signature,
+                    input_example=X.head(5),
+                    pip_requirements=default_pip_requirements(),
+                    skops_trusted_types=list(FRAUD_TRUSTED_TYPES),
+                )
 
         def mlflow_default() -> None:
             with mlflow.start_run(experiment_id=exp_id):
-                mlflow.sklearn.log_model(model, name="model", registered_model_name="bench-mlflow-default",
-                                         skops_trusted_types=list(FRAUD_TRUSTED_TYPES))
+                mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    registered_model_name="bench-mlflow-default",
+                    skops_trusted_types=list(FRAUD_TRUSTED_TYPES),
+                )
 
         ours()  # warm-up: first-use imports and MLflow's table creation are not what we measure
         mlflow_explicit()
@@ -126,8 +140,10 @@ def main() -> None:
         files = len(registry.get("bench-governed", 1).manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in (("ours", t_ours), ("explicit", t_explicit), ("example", t_example),
-                                                 ("default", t_default))}
+    med = {
+        k: statistics.median(v)
+        for k, v in (("ours", t_ours), ("explicit", t_explicit), ("example", t_example), ("default", t_default))
+    }
     fastest = {"ours": min(t_ours), "explicit": min(t_explicit), "example": min(t_example)}
 
     def paired(peer: list[float]) -> float:  # ours / peer within each round, then the median
@@ -135,16 +151,28 @@ def main() -> None:
 
     payload = {
         "model": "claims-fraud pipeline (HistGradientBoostingClassifier, 200 trees) fitted on 3,000 claims",
-        "ours": {"what": "Tracker.log_model + ModelRegistry.register (checksums, lineage, audit)",
-                 "seconds": t_ours, "median_s": med["ours"], "files_checksummed": files,
-                 "register_step_median_s": statistics.median(register_s[2:] or register_s)},
-        "mlflow_explicit": {"what": "mlflow.sklearn.log_model(registered_model_name=..., signature, pip_requirements)",
-                            "seconds": t_explicit, "median_s": med["explicit"]},
+        "ours": {
+            "what": "Tracker.log_model + ModelRegistry.register (checksums, lineage, audit)",
+            "seconds": t_ours,
+            "median_s": med["ours"],
+            "files_checksummed": files,
+            "register_step_median_s": statistics.median(register_s[2:] or register_s),
+        },
+        "mlflow_explicit": {
+            "what": "mlflow.sklearn.log_model(registered_model_name=..., signature, pip_requirements)",
+            "seconds": t_explicit,
+            "median_s": med["explicit"],
+        },
         "mlflow_explicit_with_example": {
             "what": "as mlflow_explicit, plus input_example (MLflow then reloads the model to validate it)",
-            "seconds": t_example, "median_s": med["example"]},
-        "mlflow_default": {"what": "mlflow.sklearn.log_model(registered_model_name=...) with defaults",
-                           "seconds": t_default, "median_s": med["default"]},
+            "seconds": t_example,
+            "median_s": med["example"],
+        },
+        "mlflow_default": {
+            "what": "mlflow.sklearn.log_model(registered_model_name=...) with defaults",
+            "seconds": t_default,
+            "median_s": med["default"],
+        },
         "ratio_ours_to_explicit": round(med["ours"] / med["explicit"], 3),
         "ratio_ours_to_explicit_with_example": round(med["ours"] / med["example"], 3),
         "ratio_ours_to_default": round(med["ours"] / med["default"], 3),
@@ -158,13 +186,17 @@ def main() -> None:
         "load_average_at_end": os.getloadavg(),
     }
     path = write_result("registry", payload)
-    print(f"governed registration {med['ours']:.3f} s; MLflow explicit {med['explicit']:.3f} s "
-          f"(ratio {payload['ratio_ours_to_explicit']}); with input example {med['example']:.3f} s "
-          f"(ratio {payload['ratio_ours_to_explicit_with_example']}); MLflow defaults {med['default']:.2f} s")
-    print(f"fastest runs: ours {fastest['ours']:.3f} s, explicit {fastest['explicit']:.3f} s "
-          f"(ratio {payload['ratio_of_fastest_ours_to_explicit']}), with example {fastest['example']:.3f} s "
-          f"(ratio {payload['ratio_of_fastest_ours_to_explicit_with_example']}); paired ratios "
-          f"{payload['paired_ratio_ours_to_explicit']} / {payload['paired_ratio_ours_to_explicit_with_example']}")
+    print(
+        f"governed registration {med['ours']:.3f} s; MLflow explicit {med['explicit']:.3f} s "
+        f"(ratio {payload['ratio_ours_to_explicit']}); with input example {med['example']:.3f} s "
+        f"(ratio {payload['ratio_ours_to_explicit_with_example']}); MLflow defaults {med['default']:.2f} s"
+    )
+    print(
+        f"fastest runs: ours {fastest['ours']:.3f} s, explicit {fastest['explicit']:.3f} s "
+        f"(ratio {payload['ratio_of_fastest_ours_to_explicit']}), with example {fastest['example']:.3f} s "
+        f"(ratio {payload['ratio_of_fastest_ours_to_explicit_with_example']}); paired ratios "
+        f"{payload['paired_ratio_ours_to_explicit']} / {payload['paired_ratio_ours_to_explicit_with_example']}"
+    )
     print(f"wrote {path}")
 
 

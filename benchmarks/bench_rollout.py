@@ -101,9 +101,24 @@ class Server:
         env.update(AIW_HOME=str(home), AIW_POLICIES=json.dumps(POLICY), HF_HUB_OFFLINE="1")
         self.log = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "aiw.api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "aiw.api.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         import httpx
 
         deadline = time.monotonic() + 120
@@ -124,16 +139,23 @@ class Server:
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def _wrk(url: str, key: str, row: dict[str, Any], *, seconds: int, connections: int, script_dir: Path
-         ) -> dict[str, float]:
+def _wrk(
+    url: str, key: str, row: dict[str, Any], *, seconds: int, connections: int, script_dir: Path
+) -> dict[str, float]:
     """p50/p90/p99 (ms) and requests/s of wrk posting ``row`` for ``seconds``."""
     script = script_dir / "post.lua"
     body = json.dumps({"dataframe_records": [row]}).replace("\\", "\\\\").replace('"', '\\"')
-    script.write_text(f'wrk.method = "POST"\nwrk.body = "{body}"\n'
-                      f'wrk.headers["Content-Type"] = "application/json"\n'
-                      f'wrk.headers["Authorization"] = "Bearer {key}"\n')
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.body = "{body}"\n'
+        f'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
     result: dict[str, float] = {}
     for pct in ("50", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -166,8 +188,9 @@ def _live(base: str, key: str) -> None:
     raise RuntimeError("the rollout did not start")
 
 
-def overhead(base: str, key: str, rows: list[dict[str, Any]], *, seconds: int, trials: int,
-             connections: int, tmp: Path) -> dict[str, Any]:
+def overhead(
+    base: str, key: str, rows: list[dict[str, Any]], *, seconds: int, trials: int, connections: int, tmp: Path
+) -> dict[str, Any]:
     """wrk phases: none / canary at 50% / shadow, alternating."""
     url = f"{base}/v1/models/{MODEL}/predict"
     for v in (1, 2):  # load both versions before measuring
@@ -188,12 +211,22 @@ def overhead(base: str, key: str, rows: list[dict[str, Any]], *, seconds: int, t
     medians = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in phases.items()}
     # Paired: each trial's phase against the no-rollout phase measured just before it, then the
     # median over trials (the machine's load drifts between trials more than within one).
-    added = {name: {f"{q}_ms": statistics.median(run[f"{q}_ms"] - base[f"{q}_ms"]
-                                                 for run, base in zip(phases[name], phases["none"], strict=True))
-                    for q in ("p50", "p99")} for name in ("canary_50", "shadow")}
-    return {"wrk": {"threads": 2, "connections": connections, "seconds": seconds, "trials": trials},
-            "runs": phases, "median": medians, "added_vs_none": added,
-            "load_average": os.getloadavg()}
+    added = {
+        name: {
+            f"{q}_ms": statistics.median(
+                run[f"{q}_ms"] - base[f"{q}_ms"] for run, base in zip(phases[name], phases["none"], strict=True)
+            )
+            for q in ("p50", "p99")
+        }
+        for name in ("canary_50", "shadow")
+    }
+    return {
+        "wrk": {"threads": 2, "connections": connections, "seconds": seconds, "trials": trials},
+        "runs": phases,
+        "median": medians,
+        "added_vs_none": added,
+        "load_average": os.getloadavg(),
+    }
 
 
 def router_cost(ws: Any, rows: list[dict[str, Any]], *, calls: int = 200_000) -> dict[str, float]:
@@ -212,8 +245,9 @@ def router_cost(ws: Any, rows: list[dict[str, Any]], *, calls: int = 200_000) ->
             router.route("no-rollout-here", None)
         none_ns = (time.perf_counter() - t) / calls * 1e9
         service = DeploymentService(ws, router=router)
-        service.canary(MODEL, 2, Principal("dana", "data_scientist"), steps=[50, 100], bake="1h",
-                       min_requests=10_000_000)
+        service.canary(
+            MODEL, 2, Principal("dana", "data_scientist"), steps=[50, 100], bake="1h", min_requests=10_000_000
+        )
         prediction = Prediction(np.array([0]), np.array([[0.9, 0.1]]), (0, 1))
         t = time.perf_counter()
         for _ in range(calls):
@@ -227,8 +261,9 @@ def router_cost(ws: Any, rows: list[dict[str, Any]], *, calls: int = 200_000) ->
     return {"calls": calls, "no_rollout_ns": none_ns, "canary_route_and_record_ns": live_ns}
 
 
-def rollback_time(ws: Any, base: str, key: str, rows: list[dict[str, Any]], *, trials: int,
-                  workers: int = 16) -> dict[str, Any]:
+def rollback_time(
+    ws: Any, base: str, key: str, rows: list[dict[str, Any]], *, trials: int, workers: int = 16
+) -> dict[str, Any]:
     """Canary of the faulty v3 at the default plan; first failure -> rollback decision."""
     from aiw.mlops.rollout.loadgen import LoadGenerator
     from aiw.mlops.rollout.store import RolloutStore
@@ -252,22 +287,34 @@ def rollback_time(ws: Any, base: str, key: str, rows: list[dict[str, Any]], *, t
         done = store.get(rollout["id"])
         decision = store.decisions(done.id)[-1]
         sent = sum(after.values()) - sum(before.values())
-        failed = sum(n for k, n in after.items() if not k.startswith("v")) - \
-            sum(n for k, n in before.items() if not k.startswith("v"))
+        failed = sum(n for k, n in after.items() if not k.startswith("v")) - sum(
+            n for k, n in before.items() if not k.startswith("v")
+        )
         assert first is not None and last is not None
-        results.append({
-            "status": done.status, "reason": done.reason, "code": decision.code,
-            "seconds_start_to_rollback": decision.at.timestamp() - started,
-            "seconds_first_failure_to_rollback": decision.at.timestamp() - first,
-            "seconds_first_to_last_failure": last - first,
-            "requests": sent, "failed": failed, "failed_share": failed / max(sent, 1),
-            "candidate_requests": int(decision.metrics.get("candidate", {}).get("requests", 0)),
-            "candidate_errors": int(decision.metrics.get("candidate", {}).get("errors", 0)),
-        })
-    return {"plan": "steps 5,10,25,50,100; bake 60 s; max error rate 5%; min 100 requests per arm (defaults)",
-            "candidate": "v3 fails on 10% of claims", "client_threads": workers, "trials": results,
-            "median_seconds_first_failure_to_rollback": statistics.median(
-                r["seconds_first_failure_to_rollback"] for r in results)}
+        results.append(
+            {
+                "status": done.status,
+                "reason": done.reason,
+                "code": decision.code,
+                "seconds_start_to_rollback": decision.at.timestamp() - started,
+                "seconds_first_failure_to_rollback": decision.at.timestamp() - first,
+                "seconds_first_to_last_failure": last - first,
+                "requests": sent,
+                "failed": failed,
+                "failed_share": failed / max(sent, 1),
+                "candidate_requests": int(decision.metrics.get("candidate", {}).get("requests", 0)),
+                "candidate_errors": int(decision.metrics.get("candidate", {}).get("errors", 0)),
+            }
+        )
+    return {
+        "plan": "steps 5,10,25,50,100; bake 60 s; max error rate 5%; min 100 requests per arm (defaults)",
+        "candidate": "v3 fails on 10% of claims",
+        "client_threads": workers,
+        "trials": results,
+        "median_seconds_first_failure_to_rollback": statistics.median(
+            r["seconds_first_failure_to_rollback"] for r in results
+        ),
+    }
 
 
 def main() -> None:
@@ -285,22 +332,49 @@ def main() -> None:
         setup_s = time.perf_counter() - t0
         server = Server(tmp / "ws", tmp / "server.log")
         try:
-            over = overhead(server.base, key, rows, seconds=args.duration, trials=args.trials,
-                            connections=args.connections, tmp=tmp)
+            over = overhead(
+                server.base, key, rows, seconds=args.duration, trials=args.trials, connections=args.connections, tmp=tmp
+            )
             back = rollback_time(ws, server.base, key, rows, trials=args.trials)
         finally:
             server.close()
         cost = router_cost(ws, rows)
-    payload = {"setup_seconds": setup_s, "overhead": over, "router_in_process": cost, "rollback": back,
-               "goal": "added p50 under 1 ms at 32 concurrent clients"}
+    payload = {
+        "setup_seconds": setup_s,
+        "overhead": over,
+        "router_in_process": cost,
+        "rollback": back,
+        "goal": "added p50 under 1 ms at 32 concurrent clients",
+    }
     path = write_result("rollout", payload)
     a = over["added_vs_none"]
-    print(json.dumps({"none": over["median"]["none"], "canary_50": over["median"]["canary_50"],
-                      "shadow": over["median"]["shadow"], "added": a, "router_in_process": cost,
-                      "rollback_median_s": back["median_seconds_first_failure_to_rollback"],
-                      "rollback_trials": [{k: r[k] for k in ("seconds_first_failure_to_rollback", "requests", "failed",
-                                                             "candidate_requests", "candidate_errors")}
-                                          for r in back["trials"]]}, indent=1, default=str))
+    print(
+        json.dumps(
+            {
+                "none": over["median"]["none"],
+                "canary_50": over["median"]["canary_50"],
+                "shadow": over["median"]["shadow"],
+                "added": a,
+                "router_in_process": cost,
+                "rollback_median_s": back["median_seconds_first_failure_to_rollback"],
+                "rollback_trials": [
+                    {
+                        k: r[k]
+                        for k in (
+                            "seconds_first_failure_to_rollback",
+                            "requests",
+                            "failed",
+                            "candidate_requests",
+                            "candidate_errors",
+                        )
+                    }
+                    for r in back["trials"]
+                ],
+            },
+            indent=1,
+            default=str,
+        )
+    )
     print(f"wrote {path}")
 
 

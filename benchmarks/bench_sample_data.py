@@ -53,12 +53,18 @@ def _ours(rows: int, home: Path) -> dict[str, Any]:
     summary = generate(ws, rows=rows, seed=1, end_date=END)
     seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     written = sum(summary.rows.values())
-    return {"rows": rows, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-            "claims_per_s": round(rows / seconds),
-            "all_rows_per_s": round(written / seconds), "tables": summary.rows,
-            "seconds_per_table": {k: round(v, 2) for k, v in summary.seconds.items()},
-            "fraud_rate": round(summary.fraud_rate, 4), "anomalies": summary.anomalies,
-            "warehouse_mb": round(ws.warehouse_path.stat().st_size / 2**20, 1)}
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "claims_per_s": round(rows / seconds),
+        "all_rows_per_s": round(written / seconds),
+        "tables": summary.rows,
+        "seconds_per_table": {k: round(v, 2) for k, v in summary.seconds.items()},
+        "fraud_rate": round(summary.fraud_rate, 4),
+        "anomalies": summary.anomalies,
+        "warehouse_mb": round(ws.warehouse_path.stat().st_size / 2**20, 1),
+    }
 
 
 def _peer(rows: int, home: Path) -> dict[str, Any]:
@@ -86,15 +92,49 @@ def _peer(rows: int, home: Path) -> dict[str, Any]:
         incident = fake.date_between(start, end)
         delay = min(int(rnd.lognormvariate(1, 1)), (end - incident).days)
         reported = datetime.combine(incident + timedelta(days=delay), datetime.min.time()) + timedelta(
-            seconds=rnd.randrange(86400))
-        records.append((i + 1, rnd.randint(1, rows * 3 // 4), rnd.randint(1, rows // 2), lines[k], types[k],
-                        rnd.choice(regions), rnd.choice(channels), incident, reported,
-                        round(rnd.lognormvariate(8, 1), 2), rnd.choice(statuses), delay, rnd.randrange(4),
-                        fake.paragraph(nb_sentences=3), rnd.random() < 0.045, reported))
-    frame = pd.DataFrame.from_records(records, columns=[
-        "claim_id", "policy_id", "customer_id", "line_of_business", "claim_type", "region", "channel",
-        "incident_date", "reported_at", "amount", "status", "days_to_report", "prior_claims",
-        "adjuster_notes", "is_fraud", "updated_at"])
+            seconds=rnd.randrange(86400)
+        )
+        records.append(
+            (
+                i + 1,
+                rnd.randint(1, rows * 3 // 4),
+                rnd.randint(1, rows // 2),
+                lines[k],
+                types[k],
+                rnd.choice(regions),
+                rnd.choice(channels),
+                incident,
+                reported,
+                round(rnd.lognormvariate(8, 1), 2),
+                rnd.choice(statuses),
+                delay,
+                rnd.randrange(4),
+                fake.paragraph(nb_sentences=3),
+                rnd.random() < 0.045,
+                reported,
+            )
+        )
+    frame = pd.DataFrame.from_records(
+        records,
+        columns=[
+            "claim_id",
+            "policy_id",
+            "customer_id",
+            "line_of_business",
+            "claim_type",
+            "region",
+            "channel",
+            "incident_date",
+            "reported_at",
+            "amount",
+            "status",
+            "days_to_report",
+            "prior_claims",
+            "adjuster_notes",
+            "is_fraud",
+            "updated_at",
+        ],
+    )
     home.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(home / "peer.duckdb"))
     conn.register("frame", frame)
@@ -102,9 +142,13 @@ def _peer(rows: int, home: Path) -> dict[str, Any]:
     conn.close()
     seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     notes = frame.adjuster_notes
-    return {"rows": rows, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-            "claims_per_s": round(rows / seconds),
-            "distinct_notes_ratio": round(notes.nunique() / len(notes), 4)}
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "claims_per_s": round(rows / seconds),
+        "distinct_notes_ratio": round(notes.nunique() / len(notes), 4),
+    }
 
 
 def _worker(kind: str, rows: int) -> None:
@@ -115,11 +159,19 @@ def _worker(kind: str, rows: int) -> None:
 
 
 def _run(kind: str, rows: int) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, "--rows", str(rows)],
-                         capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, "--rows", str(rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{kind:>5} {rows:>10,} claims: {result['seconds']:7.2f} s wall, {result['cpu_seconds']:7.2f} s CPU, "
-          f"{result['claims_per_s']:>9,} claims/s", flush=True)
+    print(
+        f"{kind:>5} {rows:>10,} claims: {result['seconds']:7.2f} s wall, {result['cpu_seconds']:7.2f} s CPU, "
+        f"{result['claims_per_s']:>9,} claims/s",
+        flush=True,
+    )
     return result
 
 
@@ -141,17 +193,23 @@ def main() -> None:
     same = str(args.peer_rows)
     payload: dict[str, Any] = {
         "what": "rows/s of sample data generation into the DuckDB warehouse; peer: Faker row at a time "
-                "+ pandas + DuckDB, claims table only",
+        "+ pandas + DuckDB, claims table only",
         "ours": ours,
         "peer_faker": peer,
-        "ratios": {"ours_vs_faker_claims_per_s": round(ours[same]["claims_per_s"] / peer["claims_per_s"], 1),
-                   "faker_vs_ours_cpu_seconds": round(peer["cpu_seconds"] / ours[same]["cpu_seconds"], 1)}
-        if same in ours else {},
+        "ratios": {
+            "ours_vs_faker_claims_per_s": round(ours[same]["claims_per_s"] / peer["claims_per_s"], 1),
+            "faker_vs_ours_cpu_seconds": round(peer["cpu_seconds"] / ours[same]["cpu_seconds"], 1),
+        }
+        if same in ours
+        else {},
         # Wall time depends on what else runs; CPU seconds bound the wall time on an idle machine
         # from above (DuckDB uses both cores, so an idle run is faster still).
-        "target": {"claims": 1_000_000, "max_seconds": 60,
-                   "met_wall": ours["1000000"]["seconds"] < 60 if "1000000" in ours else None,
-                   "met_cpu": ours["1000000"]["cpu_seconds"] < 60 if "1000000" in ours else None},
+        "target": {
+            "claims": 1_000_000,
+            "max_seconds": 60,
+            "met_wall": ours["1000000"]["seconds"] < 60 if "1000000" in ours else None,
+            "met_cpu": ours["1000000"]["cpu_seconds"] < 60 if "1000000" in ours else None,
+        },
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
     }
     path = write_result("sample_data", payload)

@@ -87,8 +87,12 @@ def main() -> None:
     def sqlite_udf(block: list[str]) -> np.ndarray:  # (b) a row-at-a-time Python UDF in SQLite
         return np.array([r[0] for r in conn.execute("SELECT vader(note) FROM notes ORDER BY id")])
 
-    contenders = {"bare_vader_loop": bare_loop, "sqlite_row_udf": sqlite_udf,
-                  "ours_one_core": one_core.scores, "ours_all_cores": sentiment_scores}
+    contenders = {
+        "bare_vader_loop": bare_loop,
+        "sqlite_row_udf": sqlite_udf,
+        "ours_one_core": one_core.scores,
+        "ours_all_cores": sentiment_scores,
+    }
     wall = dict.fromkeys(contenders, 0.0)
     cpu = dict.fromkeys(contenders, 0.0)  # CPU seconds: this process, plus the pool workers for ours
     scores: dict[str, list[np.ndarray]] = {name: [] for name in contenders}
@@ -104,11 +108,11 @@ def main() -> None:
     names = list(contenders)
     done = 0
     for b, first in enumerate(range(0, len(rows), args.block)):
-        block = rows[first:first + args.block]
+        block = rows[first : first + args.block]
         done += len(block)
         conn.execute("DELETE FROM notes")
         conn.executemany("INSERT INTO notes (id, note) VALUES (?, ?)", enumerate(block))
-        for name in names[b % len(names):] + names[:b % len(names)]:
+        for name in names[b % len(names) :] + names[: b % len(names)]:
             w, c = time.perf_counter(), time.process_time()
             scores[name].append(contenders[name](block))
             wall[name] += time.perf_counter() - w
@@ -134,36 +138,47 @@ def main() -> None:
         review_scores = sentiment_scores([t for t, _ in labelled])
         predicted = (review_scores > 0).astype(int)  # compound <= 0 counts negative
         truth = np.array([label for _, label in labelled])
-        accuracy[name] = {"n": len(labelled), "accuracy": round(float((predicted == truth).mean()), 4),
-                          "published_vader": PUBLISHED.get(name)}
+        accuracy[name] = {
+            "n": len(labelled),
+            "accuracy": round(float((predicted == truth).mean()), 4),
+            "published_vader": PUBLISHED.get(name),
+        }
     print(f"accuracy: {accuracy}")
 
     rate = {name: len(rows) / seconds for name, seconds in wall.items()}
-    path = write_result("sentiment", {
-        "rows": len(rows),
-        "block": args.block,
-        "workers": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
-        "rows_per_s": {k: round(v, 1) for k, v in rate.items()},
-        "seconds": wall,
-        "cpu_seconds": cpu,
-        "rows_per_cpu_second": {k: round(len(rows) / v, 1) for k, v in cpu.items() if v > 0},
-        "pool_start_seconds": pool_start,
-        "ratios": {
-            "ours_vs_bare_loop": round(rate["ours_all_cores"] / rate["bare_vader_loop"], 2),
-            "ours_vs_sqlite_udf": round(rate["ours_all_cores"] / rate["sqlite_row_udf"], 2),
-            "ours_one_core_vs_bare_loop": round(rate["ours_one_core"] / rate["bare_vader_loop"], 2),
-            "ours_one_core_vs_bare_loop_cpu": round(cpu["bare_vader_loop"] / cpu["ours_one_core"], 2),
-            "ours_all_cores_vs_bare_loop_cpu": round(cpu["bare_vader_loop"] / cpu["ours_all_cores"], 2),
+    path = write_result(
+        "sentiment",
+        {
+            "rows": len(rows),
+            "block": args.block,
+            "workers": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),
+            "rows_per_s": {k: round(v, 1) for k, v in rate.items()},
+            "seconds": wall,
+            "cpu_seconds": cpu,
+            "rows_per_cpu_second": {k: round(len(rows) / v, 1) for k, v in cpu.items() if v > 0},
+            "pool_start_seconds": pool_start,
+            "ratios": {
+                "ours_vs_bare_loop": round(rate["ours_all_cores"] / rate["bare_vader_loop"], 2),
+                "ours_vs_sqlite_udf": round(rate["ours_all_cores"] / rate["sqlite_row_udf"], 2),
+                "ours_one_core_vs_bare_loop": round(rate["ours_one_core"] / rate["bare_vader_loop"], 2),
+                "ours_one_core_vs_bare_loop_cpu": round(cpu["bare_vader_loop"] / cpu["ours_one_core"], 2),
+                "ours_all_cores_vs_bare_loop_cpu": round(cpu["bare_vader_loop"] / cpu["ours_all_cores"], 2),
+            },
+            "goal": "ours >= 3x both peers, scores identical",
+            "goals_met": {
+                "3x_bare_loop": rate["ours_all_cores"] >= 3 * rate["bare_vader_loop"],
+                "3x_sqlite_udf": rate["ours_all_cores"] >= 3 * rate["sqlite_row_udf"],
+                "identical": not any(mismatches.values()),
+            },
+            "identical": {
+                "mismatches_vs_bare_loop": mismatches,
+                "tricky_sentences": len(tricky),
+                "tricky_mismatches": tricky_mismatch,
+            },
+            "accuracy": accuracy,
         },
-        "goal": "ours >= 3x both peers, scores identical",
-        "goals_met": {"3x_bare_loop": rate["ours_all_cores"] >= 3 * rate["bare_vader_loop"],
-                      "3x_sqlite_udf": rate["ours_all_cores"] >= 3 * rate["sqlite_row_udf"],
-                      "identical": not any(mismatches.values())},
-        "identical": {"mismatches_vs_bare_loop": mismatches, "tricky_sentences": len(tricky),
-                      "tricky_mismatches": tricky_mismatch},
-        "accuracy": accuracy,
-    })
+    )
     print(f"wrote {path}")
 
 

@@ -29,10 +29,25 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
 
-ROW = {"amount": 1200.5, "days_to_report": 3, "prior_claims": 0, "annual_premium": 800.0, "deductible": 500.0,
-       "coverage_limit": 50000.0, "amount_to_premium": 1.5, "amount_to_coverage": 0.024, "policy_age_days": 400,
-       "credit_score": 700, "customer_age": 40, "customer_tenure_days": 1000, "line_of_business": "auto",
-       "claim_type": "collision", "region": "north", "channel": "web", "segment": "retail"}
+ROW = {
+    "amount": 1200.5,
+    "days_to_report": 3,
+    "prior_claims": 0,
+    "annual_premium": 800.0,
+    "deductible": 500.0,
+    "coverage_limit": 50000.0,
+    "amount_to_premium": 1.5,
+    "amount_to_coverage": 0.024,
+    "policy_age_days": 400,
+    "credit_score": 700,
+    "customer_age": 40,
+    "customer_tenure_days": 1000,
+    "line_of_business": "auto",
+    "claim_type": "collision",
+    "region": "north",
+    "channel": "web",
+    "segment": "retail",
+}
 BODY = json.dumps({"dataframe_records": [ROW]})
 VENV_BIN = Path(sys.executable).parent
 
@@ -87,9 +102,24 @@ def _setup(home: Path) -> tuple[str, str, Path]:
 
 def _wrk(url: str, key: str, connections: int, duration: int, script: Path) -> dict[str, Any]:
     threads = 1 if connections == 1 else 2
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
-                          "-s", str(script), url], capture_output=True, text=True, env={**os.environ, "AIW_KEY": key},
-                         timeout=duration + 60).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIW_KEY": key},
+        timeout=duration + 60,
+    ).stdout
 
     def ms(label: str) -> float:
         m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -102,9 +132,15 @@ def _wrk(url: str, key: str, connections: int, duration: int, script: Path) -> d
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     total = re.search(r"(\d+) requests in", out)
-    return {"connections": connections, "requests_per_s": float(rps.group(1)) if rps else 0.0,
-            "p50_ms": ms("50%"), "p99_ms": ms("99%"), "requests": int(total.group(1)) if total else 0,
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(0) if errors else ""}
+    return {
+        "connections": connections,
+        "requests_per_s": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "requests": int(total.group(1)) if total else 0,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
 
 
 async def _py_load(url: str, key: str, connections: int, duration: int) -> dict[str, Any]:
@@ -133,16 +169,26 @@ async def _py_load(url: str, key: str, connections: int, duration: int) -> dict[
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
-    return {"connections": connections, "requests_per_s": len(latencies) / elapsed, "p50_ms": pct(0.5),
-            "p99_ms": pct(0.99), "requests": len(latencies), "non_2xx": bad, "socket_errors": ""}
+    return {
+        "connections": connections,
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "requests": len(latencies),
+        "non_2xx": bad,
+        "socket_errors": "",
+    }
 
 
 def _drive(url: str, key: str, connections: list[int], duration: int, script: Path | None) -> list[dict[str, Any]]:
     results = []
     for c in connections:
         r = _wrk(url, key, c, duration, script) if script else asyncio.run(_py_load(url, key, c, duration))
-        print(f"    {c:>2} connections: {r['requests_per_s']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
-              f"p99 {r['p99_ms']:8.2f} ms  non-2xx {r['non_2xx']}", flush=True)
+        print(
+            f"    {c:>2} connections: {r['requests_per_s']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
+            f"p99 {r['p99_ms']:8.2f} ms  non-2xx {r['non_2xx']}",
+            flush=True,
+        )
         results.append(r)
     return results
 
@@ -170,16 +216,31 @@ def main() -> None:
     if shutil.which("wrk"):
         script = tmp / "post.lua"
         body = BODY.replace("\\", "\\\\").replace("'", "\\'")
-        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                          'wrk.headers["Authorization"] = "Bearer " .. os.getenv("AIW_KEY")\n'
-                          f"wrk.body = '{body}'\n")
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            'wrk.headers["Authorization"] = "Bearer " .. os.getenv("AIW_KEY")\n'
+            f"wrk.body = '{body}'\n"
+        )
     generator = "wrk 4.1 (Lua POST script)" if script else "python asyncio+httpx"
     results: dict[str, Any] = {}
     try:
         port = _free_port()
-        command = [str(VENV_BIN / "uvicorn"), "aiw.api.app:create_app", "--factory", "--host", "127.0.0.1",
-                   "--port", str(port), "--no-access-log", "--log-level", "warning", "--http", "httptools",
-                   "--loop", "uvloop"]
+        command = [
+            str(VENV_BIN / "uvicorn"),
+            "aiw.api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+        ]
         ours = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             url = f"http://127.0.0.1:{port}/v1/models/{name}/predict"
@@ -190,9 +251,24 @@ def main() -> None:
             _stop(ours)
         port = _free_port()
         peer_env = {**env, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
-        peer = subprocess.Popen([str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(folder), "--env-manager",
-                                 "local", "--host", "127.0.0.1", "-p", str(port)], env=peer_env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peer = subprocess.Popen(
+            [
+                str(VENV_BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(folder),
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            env=peer_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             url = f"http://127.0.0.1:{port}/invocations"
             _wait(url, {})
@@ -204,17 +280,28 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     ratios = []
     for ours_r, peer_r in zip(results["aiw"], results["mlflow"], strict=True):
-        ratios.append({"connections": ours_r["connections"],
-                       "throughput_ratio": round(ours_r["requests_per_s"] / max(peer_r["requests_per_s"], 1e-9), 2),
-                       "p99_ratio": round(ours_r["p99_ms"] / max(peer_r["p99_ms"], 1e-9), 3),
-                       "goal_10x_throughput": ours_r["requests_per_s"] >= 10 * peer_r["requests_per_s"],
-                       "goal_lower_p99": ours_r["p99_ms"] < peer_r["p99_ms"]})
-    path = write_result("serving", {
-        "model": "claims-fraud (HistGradientBoostingClassifier pipeline, 17 inputs), one row per request",
-        "load_generator": generator, "duration_s_per_level": args.duration,
-        "ours": "aiw API (uvicorn, 1 worker, httptools, uvloop) with API-key auth, metrics and traffic log",
-        "peer": "mlflow models serve --env-manager local (same model folder)",
-        "load_average_at_end": os.getloadavg(), "results": results, "ratios": ratios})
+        ratios.append(
+            {
+                "connections": ours_r["connections"],
+                "throughput_ratio": round(ours_r["requests_per_s"] / max(peer_r["requests_per_s"], 1e-9), 2),
+                "p99_ratio": round(ours_r["p99_ms"] / max(peer_r["p99_ms"], 1e-9), 3),
+                "goal_10x_throughput": ours_r["requests_per_s"] >= 10 * peer_r["requests_per_s"],
+                "goal_lower_p99": ours_r["p99_ms"] < peer_r["p99_ms"],
+            }
+        )
+    path = write_result(
+        "serving",
+        {
+            "model": "claims-fraud (HistGradientBoostingClassifier pipeline, 17 inputs), one row per request",
+            "load_generator": generator,
+            "duration_s_per_level": args.duration,
+            "ours": "aiw API (uvicorn, 1 worker, httptools, uvloop) with API-key auth, metrics and traffic log",
+            "peer": "mlflow models serve --env-manager local (same model folder)",
+            "load_average_at_end": os.getloadavg(),
+            "results": results,
+            "ratios": ratios,
+        },
+    )
     for r in ratios:
         print(f"  {r['connections']:>2} connections: {r['throughput_ratio']}x throughput, p99 ratio {r['p99_ratio']}")
     print(f"wrote {path}")

@@ -74,11 +74,17 @@ def main() -> None:
         for b, start in enumerate(range(0, len(texts), args.block)):
             stop = min(start + args.block, len(texts))
             block = texts[start:stop]
-            for who in (("peer", "sql") if b % 2 == 0 else ("sql", "peer")):
+            for who in ("peer", "sql") if b % 2 == 0 else ("sql", "peer"):
                 if who == "peer":
-                    vectors, wall, cpu = _timed(lambda block=block: model.encode(
-                        block, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=False))
+                    vectors, wall, cpu = _timed(
+                        lambda block=block: model.encode(
+                            block,
+                            batch_size=batch_size,
+                            normalize_embeddings=True,
+                            convert_to_numpy=True,
+                            show_progress_bar=False,
+                        )
+                    )
                     peer_parts.append(vectors)
                     peer_wall, peer_cpu = peer_wall + wall, peer_cpu + cpu
                 else:
@@ -86,38 +92,59 @@ def main() -> None:
                     result, wall, cpu = _timed(run_query, ws, sql)
                     sql_parts.append(_vectors(result))
                     sql_wall, sql_cpu = sql_wall + wall, sql_cpu + cpu
-        print(f"SentenceTransformer.encode:  {len(texts) / peer_wall:8.1f} texts/s ({peer_wall:.1f} s)",
-              file=sys.stderr)
+        print(
+            f"SentenceTransformer.encode:  {len(texts) / peer_wall:8.1f} texts/s ({peer_wall:.1f} s)", file=sys.stderr
+        )
         print(f"ai_embed in DuckDB, first:   {len(texts) / sql_wall:8.1f} texts/s ({sql_wall:.1f} s)", file=sys.stderr)
-        second, second_wall, second_cpu = _timed(lambda: run_query(
-            ws, "SELECT id, ai_embed(note) AS v FROM notes ORDER BY id", row_limit=len(texts)))
-        print(f"ai_embed in DuckDB, second:  {len(texts) / second_wall:8.1f} texts/s ({second_wall:.3f} s)",
-              file=sys.stderr)
+        second, second_wall, second_cpu = _timed(
+            lambda: run_query(ws, "SELECT id, ai_embed(note) AS v FROM notes ORDER BY id", row_limit=len(texts))
+        )
+        print(
+            f"ai_embed in DuckDB, second:  {len(texts) / second_wall:8.1f} texts/s ({second_wall:.3f} s)",
+            file=sys.stderr,
+        )
         first = np.concatenate(sql_parts)
         again = _vectors(second)
         ws.db.dispose()
 
     peer = np.concatenate(peer_parts)
     max_diff = float(np.abs(first - peer).max())
-    path = write_result("sql_embed", {
-        "texts": len(texts), "block": args.block, "batch_size": batch_size,
-        "torch_threads": __import__("torch").get_num_threads(),
-        "load_average_at_end": list(os.getloadavg()),
-        "texts_per_s": {"sentence_transformers_encode": len(texts) / peer_wall,
-                        "ai_embed_first_run": len(texts) / sql_wall,
-                        "ai_embed_second_run_cached": len(texts) / second_wall},
-        "seconds": {"sentence_transformers_encode": peer_wall, "ai_embed_first_run": sql_wall,
-                    "ai_embed_second_run_cached": second_wall},
-        "cpu_seconds": {"sentence_transformers_encode": peer_cpu, "ai_embed_first_run": sql_cpu,
-                        "ai_embed_second_run_cached": second_cpu},
-        "ratios": {"ai_embed_first_vs_encode_wall": round(peer_wall / sql_wall, 3),
-                   "ai_embed_first_vs_encode_cpu": round(peer_cpu / sql_cpu, 3),
-                   "second_run_speedup_vs_first": round(sql_wall / second_wall, 1)},
-        "goals_met": {"first_run_within_10_percent_of_encode_wall": sql_wall <= 1.10 * peer_wall,
-                      "second_run_at_least_50x_faster": sql_wall >= 50 * second_wall,
-                      "second_run_identical": bool(np.array_equal(first, again))},
-        "max_abs_diff_vs_encode": max_diff,
-    })
+    path = write_result(
+        "sql_embed",
+        {
+            "texts": len(texts),
+            "block": args.block,
+            "batch_size": batch_size,
+            "torch_threads": __import__("torch").get_num_threads(),
+            "load_average_at_end": list(os.getloadavg()),
+            "texts_per_s": {
+                "sentence_transformers_encode": len(texts) / peer_wall,
+                "ai_embed_first_run": len(texts) / sql_wall,
+                "ai_embed_second_run_cached": len(texts) / second_wall,
+            },
+            "seconds": {
+                "sentence_transformers_encode": peer_wall,
+                "ai_embed_first_run": sql_wall,
+                "ai_embed_second_run_cached": second_wall,
+            },
+            "cpu_seconds": {
+                "sentence_transformers_encode": peer_cpu,
+                "ai_embed_first_run": sql_cpu,
+                "ai_embed_second_run_cached": second_cpu,
+            },
+            "ratios": {
+                "ai_embed_first_vs_encode_wall": round(peer_wall / sql_wall, 3),
+                "ai_embed_first_vs_encode_cpu": round(peer_cpu / sql_cpu, 3),
+                "second_run_speedup_vs_first": round(sql_wall / second_wall, 1),
+            },
+            "goals_met": {
+                "first_run_within_10_percent_of_encode_wall": sql_wall <= 1.10 * peer_wall,
+                "second_run_at_least_50x_faster": sql_wall >= 50 * second_wall,
+                "second_run_identical": bool(np.array_equal(first, again)),
+            },
+            "max_abs_diff_vs_encode": max_diff,
+        },
+    )
     print(f"max |ai_embed - encode| = {max_diff:.2e}; wrote {path}", file=sys.stderr)
 
 

@@ -68,7 +68,7 @@ def main() -> None:
     n = args.rows
     every = _rows(n * args.rounds, [t for rs in _reviews().values() for t, _ in rs])
     assert len(set(every)) == len(every)
-    rounds = [every[r * n:(r + 1) * n] for r in range(args.rounds)]
+    rounds = [every[r * n : (r + 1) * n] for r in range(args.rounds)]
     print(f"{n:,} distinct rows a round, {args.rounds} rounds, load average {os.getloadavg()}", file=sys.stderr)
 
     lite = sqlite3.connect(":memory:")
@@ -85,8 +85,7 @@ def main() -> None:
         conn.close()
 
         def ours(r: int) -> np.ndarray:
-            result = run_query(ws, f"SELECT id, ai_sentiment(note) AS s FROM notes_{r}", row_limit=n,
-                               timeout_s=36_000)
+            result = run_query(ws, f"SELECT id, ai_sentiment(note) AS s FROM notes_{r}", row_limit=n, timeout_s=36_000)
             scores = np.empty(n)
             scores[result.table.column("id").to_numpy()] = result.table.column("s").to_numpy()
             return scores
@@ -111,42 +110,53 @@ def main() -> None:
                 wall[name].append(time.perf_counter() - w)
                 cpu[name] += time.process_time() - c + (_workers_cpu() - wc if name == "ai_sentiment_duckdb" else 0)
                 results[name].append(got)
-                print(f"  round {r + 1} {name}: {n / wall[name][-1]:,.0f} rows/s (load {load[name][-1]:.1f})",
-                      file=sys.stderr)
+                print(
+                    f"  round {r + 1} {name}: {n / wall[name][-1]:,.0f} rows/s (load {load[name][-1]:.1f})",
+                    file=sys.stderr,
+                )
         ws.db.dispose()
 
     bare = results["bare_vader_loop"]  # vaderSentiment's own scores, round by round
-    mismatches = {name: sum(int((got != ref).sum()) for got, ref in zip(runs, bare, strict=True))
-                  for name, runs in results.items()}
+    mismatches = {
+        name: sum(int((got != ref).sum()) for got, ref in zip(runs, bare, strict=True))
+        for name, runs in results.items()
+    }
     rate = {name: n * len(times) / sum(times) for name, times in wall.items()}
     for name, value in rate.items():
         print(f"{name:>20}: {value:>10,.0f} rows/s", file=sys.stderr)
     print(f"scores different from vaderSentiment's: {mismatches}", file=sys.stderr)
     ours_rate = rate["ai_sentiment_duckdb"]
-    path = write_result("sql_sentiment", {
-        "rows": n,
-        "rounds": args.rounds,
-        "rows_distinct_across_rounds": True,
-        "order": "A B C, then C B A, ... (A = ai_sentiment_duckdb, B = bare_vader_loop, C = sqlite_row_udf)",
-        "duckdb_threads": "default (all cores)",
-        "workers": os.cpu_count(),
-        "load_average_1min_at_start": load,
-        "load_average_at_end": list(os.getloadavg()),
-        "rows_per_s": {k: round(v, 1) for k, v in rate.items()},
-        "rows_per_s_by_round": {k: [round(n / t, 1) for t in times] for k, times in wall.items()},
-        "seconds": wall,
-        "cpu_seconds": cpu,
-        "rows_per_cpu_second": {k: round(n * args.rounds / v, 1) for k, v in cpu.items() if v > 0},
-        "ratios": {"duckdb_vs_bare": round(ours_rate / rate["bare_vader_loop"], 2),
-                   "duckdb_vs_sqlite_udf": round(ours_rate / rate["sqlite_row_udf"], 2),
-                   "duckdb_first_query_vs_bare": round(n / wall["ai_sentiment_duckdb"][0] / rate["bare_vader_loop"], 2),
-                   "duckdb_vs_bare_per_cpu_second": round(cpu["bare_vader_loop"] / cpu["ai_sentiment_duckdb"], 2)},
-        "goal": "ai_sentiment >= 3x both peers, scores identical",
-        "goals_met": {"3x_bare_loop": ours_rate >= 3 * rate["bare_vader_loop"],
-                      "3x_sqlite_udf": ours_rate >= 3 * rate["sqlite_row_udf"],
-                      "identical": not any(mismatches.values())},
-        "mismatches_vs_vadersentiment": mismatches,
-    })
+    path = write_result(
+        "sql_sentiment",
+        {
+            "rows": n,
+            "rounds": args.rounds,
+            "rows_distinct_across_rounds": True,
+            "order": "A B C, then C B A, ... (A = ai_sentiment_duckdb, B = bare_vader_loop, C = sqlite_row_udf)",
+            "duckdb_threads": "default (all cores)",
+            "workers": os.cpu_count(),
+            "load_average_1min_at_start": load,
+            "load_average_at_end": list(os.getloadavg()),
+            "rows_per_s": {k: round(v, 1) for k, v in rate.items()},
+            "rows_per_s_by_round": {k: [round(n / t, 1) for t in times] for k, times in wall.items()},
+            "seconds": wall,
+            "cpu_seconds": cpu,
+            "rows_per_cpu_second": {k: round(n * args.rounds / v, 1) for k, v in cpu.items() if v > 0},
+            "ratios": {
+                "duckdb_vs_bare": round(ours_rate / rate["bare_vader_loop"], 2),
+                "duckdb_vs_sqlite_udf": round(ours_rate / rate["sqlite_row_udf"], 2),
+                "duckdb_first_query_vs_bare": round(n / wall["ai_sentiment_duckdb"][0] / rate["bare_vader_loop"], 2),
+                "duckdb_vs_bare_per_cpu_second": round(cpu["bare_vader_loop"] / cpu["ai_sentiment_duckdb"], 2),
+            },
+            "goal": "ai_sentiment >= 3x both peers, scores identical",
+            "goals_met": {
+                "3x_bare_loop": ours_rate >= 3 * rate["bare_vader_loop"],
+                "3x_sqlite_udf": ours_rate >= 3 * rate["sqlite_row_udf"],
+                "identical": not any(mismatches.values()),
+            },
+            "mismatches_vs_vadersentiment": mismatches,
+        },
+    )
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -23,8 +23,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test must say whether it is a unit or an integration test."""
-    missing = [item.nodeid for item in items
-               if not any(item.get_closest_marker(m) for m in ("unit", "integration"))]
+    missing = [item.nodeid for item in items if not any(item.get_closest_marker(m) for m in ("unit", "integration"))]
     if missing:
         raise pytest.UsageError("tests without a 'unit' or 'integration' marker:\n  " + "\n  ".join(missing))
 

@@ -55,8 +55,9 @@ def test_migrations_build_what_schema_declares(backend: str, tmp_path: Path, req
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_served_traffic_migration_moves_the_old_request_log(backend: str, tmp_path: Path,
-                                                            request: pytest.FixtureRequest) -> None:
+def test_served_traffic_migration_moves_the_old_request_log(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """0006 folds serving's request log into served_predictions, one row per logged input row."""
     from alembic import command
 
@@ -67,17 +68,24 @@ def test_served_traffic_migration_moves_the_old_request_log(backend: str, tmp_pa
         cfg = _config(db, conn)
         for head in ("0002_mlops", "0003_data_platform", "0004_monitoring", "0005_rollout"):
             command.upgrade(cfg, head)
-        conn.execute(sa.text(
-            "INSERT INTO mlops_prediction_log"
-            " (ts, model_name, version, alias, rows, latency_ms, inputs, outputs, source)"
-            " VALUES (:ts, 'fraud', 3, 'champion', 5, 2.5, :inputs, :outputs, 'stream')"),
-            {"ts": "2026-11-01T10:00:00.000001+00:00",
-             "inputs": json.dumps([{"amount": 10.0, "region": "north"}, {"amount": 20.0, "region": "south"}]),
-             "outputs": json.dumps({"predictions": [0, 1], "scores": [0.1, 0.9]})})
+        conn.execute(
+            sa.text(
+                "INSERT INTO mlops_prediction_log"
+                " (ts, model_name, version, alias, rows, latency_ms, inputs, outputs, source)"
+                " VALUES (:ts, 'fraud', 3, 'champion', 5, 2.5, :inputs, :outputs, 'stream')"
+            ),
+            {
+                "ts": "2026-11-01T10:00:00.000001+00:00",
+                "inputs": json.dumps([{"amount": 10.0, "region": "north"}, {"amount": 20.0, "region": "south"}]),
+                "outputs": json.dumps({"predictions": [0, 1], "scores": [0.1, 0.9]}),
+            },
+        )
     db.upgrade()
     rows = recent_predictions(db, "fraud", limit=10)
     assert [(r["request_id"], r["features"]["amount"], r["prediction"], r["score"]) for r in rows] == [
-        ("log-1:1", 20.0, 1, 0.9), ("log-1:0", 10.0, 0, 0.1)]
+        ("log-1:1", 20.0, 1, 0.9),
+        ("log-1:0", 10.0, 0, 0.1),
+    ]
     kept = {(r["version"], r["alias"], r["source"], r["latency_ms"]) for r in rows}
     assert kept == {("3", "champion", "stream", 2.5)}
     assert rows[0]["ts"].startswith("2026-11-01T10:00:00")

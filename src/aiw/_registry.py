@@ -70,10 +70,14 @@ def resolve(role: str, name: str) -> Any:
         if "." in name or ":" in name:
             path = name
     if path is None:
-        raise ConfigError(f"Unknown {role} adapter {name!r}",
-                          hint=f"use one of {', '.join(known(role)) or '(none)'} or a dotted path module:Class")
+        raise ConfigError(
+            f"Unknown {role} adapter {name!r}",
+            hint=f"use one of {', '.join(known(role)) or '(none)'} or a dotted path module:Class",
+        )
     try:
         return _import(path)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"Cannot load the {role} adapter {name!r} from {path!r}: {exc}",
-                          hint="check the name and that its package is installed") from exc
+        raise ConfigError(
+            f"Cannot load the {role} adapter {name!r} from {path!r}: {exc}",
+            hint="check the name and that its package is installed",
+        ) from exc

@@ -89,7 +89,9 @@ class LLMSettings(_Section):
     model_path: str = Field("", description="Folder of a local transformers causal LM.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
     max_retries: int = Field(4, ge=0, le=20, description="Retries on 429/5xx/timeouts, with backoff.")
-    backoff_s: float = Field(0.5, ge=0, le=60, description="First retry wait in seconds; doubles per retry, with jitter.")
+    backoff_s: float = Field(
+        0.5, ge=0, le=60, description="First retry wait in seconds; doubles per retry, with jitter."
+    )
     backoff_max_s: float = Field(30.0, ge=0, le=600, description="Longest wait between retries, Retry-After included.")
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0 = deterministic).")
@@ -122,29 +124,42 @@ class RagSettings(_Section):
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
     vector_weight: float = Field(1.0, ge=0, description="Weight of the vector ranking in fusion.")
     min_score: float = Field(0.35, ge=-1, le=1, description="Below this cosine, answer 'I don't know'.")
-    candidates: int = Field(100, ge=1, le=1000, description="Chunks each of BM25 and vector search fetch before fusion.")
-    feedback: bool = Field(True, description="Pseudo-relevance feedback: expand BM25 (RM3) and the query vector (Rocchio).")
+    candidates: int = Field(
+        100, ge=1, le=1000, description="Chunks each of BM25 and vector search fetch before fusion."
+    )
+    feedback: bool = Field(
+        True, description="Pseudo-relevance feedback: expand BM25 (RM3) and the query vector (Rocchio)."
+    )
     feedback_docs: int = Field(10, ge=1, le=100, description="Top BM25 chunks whose terms expand the query (RM3).")
     feedback_terms: int = Field(10, ge=1, le=100, description="Expansion terms added to the BM25 query (RM3).")
     feedback_query_weight: float = Field(0.5, ge=0, le=1, description="Weight of the original terms in the RM3 query.")
     vector_feedback_docs: int = Field(5, ge=1, le=100, description="Top vector hits averaged into the query vector.")
     vector_feedback_weight: float = Field(0.5, ge=0, le=4, description="Weight of that average (Rocchio beta).")
     role_tags: dict[str, list[str]] = Field(
-        default_factory=lambda: {"viewer": ["public"], "analyst": ["public"], "data_scientist": ["public", "internal"],
-                                 "approver": ["public", "internal"], "admin": ["public", "internal"]},
-        description="Access tags each role may read; a document is visible when one of its tags is.")
-    default_access_tags: list[str] = Field(default_factory=lambda: ["public"],
-                                           description="Access tags of documents that name none.")
-    allowed_roots: list[str] = Field(default_factory=list,
-                                     description="Folders API callers may ingest from; empty: the documents folder.")
+        default_factory=lambda: {
+            "viewer": ["public"],
+            "analyst": ["public"],
+            "data_scientist": ["public", "internal"],
+            "approver": ["public", "internal"],
+            "admin": ["public", "internal"],
+        },
+        description="Access tags each role may read; a document is visible when one of its tags is.",
+    )
+    default_access_tags: list[str] = Field(
+        default_factory=lambda: ["public"], description="Access tags of documents that name none."
+    )
+    allowed_roots: list[str] = Field(
+        default_factory=list, description="Folders API callers may ingest from; empty: the documents folder."
+    )
 
 
 class FeatureSettings(_Section):
     """The Feast feature store."""
 
     online_url: str = Field("", description="redis://host:port for a Redis online store; empty for SQLite.")
-    project: str = Field("aiw", pattern=r"^[A-Za-z0-9_]+$",
-                         description="Feast project name; also the key prefix in a shared Redis.")
+    project: str = Field(
+        "aiw", pattern=r"^[A-Za-z0-9_]+$", description="Feast project name; also the key prefix in a shared Redis."
+    )
     ttl_days: int = Field(3650, ge=1, description="How far back a point-in-time join looks for a feature row.")
 
 
@@ -167,8 +182,10 @@ class ApprovalPolicy(_Section):
 class RolloutSettings(_Section):
     """Canary and shadow defaults (see aiw.mlops.rollout)."""
 
-    steps: list[float] = Field(default_factory=lambda: [5.0, 10.0, 25.0, 50.0, 100.0],
-                               description="Candidate traffic shares (percent) of a canary, increasing, ending at 100.")
+    steps: list[float] = Field(
+        default_factory=lambda: [5.0, 10.0, 25.0, 50.0, 100.0],
+        description="Candidate traffic shares (percent) of a canary, increasing, ending at 100.",
+    )
     bake_s: float = Field(60.0, gt=0, description="Seconds each step bakes before latency and shift are judged.")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="Candidate error rate that rolls back at once.")
     max_p95_ratio: float = Field(1.2, gt=0, description="Candidate p95 latency over the champion's that rolls back.")
@@ -185,9 +202,13 @@ class MonitoringSettings(_Section):
     """Drift detection defaults."""
 
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that is dataset drift.")
-    max_points: int = Field(100_000, ge=10_000, description="Distinct values a drift profile keeps per numeric column; more are sketched.")
+    max_points: int = Field(
+        100_000, ge=10_000, description="Distinct values a drift profile keeps per numeric column; more are sketched."
+    )
     window_hours: float = Field(24.0, gt=0, description="Served-traffic window compared with the one before it.")
-    reports_dir: str = Field("monitoring", description="Folder under <home>/artifacts for drift reports (JSON, HTML, profiles).")
+    reports_dir: str = Field(
+        "monitoring", description="Folder under <home>/artifacts for drift reports (JSON, HTML, profiles)."
+    )
 
 
 class AlertSettings(_Section):
@@ -196,9 +217,14 @@ class AlertSettings(_Section):
     webhooks: list[str] = Field(default_factory=list, description="Webhook URLs to notify.")
     webhook_secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key for webhooks.")
     allow_private: bool = Field(False, description="Allow webhooks to loopback/private addresses.")
-    rules: list[dict[str, Any]] = Field(default_factory=list, description="Alert rules replacing the defaults (see aiw.mlops.monitoring.alerts.AlertRule).")
+    rules: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Alert rules replacing the defaults (see aiw.mlops.monitoring.alerts.AlertRule).",
+    )
     timeout_s: float = Field(5.0, gt=0, le=120, description="Timeout of one webhook delivery.")
-    max_attempts: int = Field(8, ge=1, le=100, description="Webhook deliveries tried before the alert is dead-lettered.")
+    max_attempts: int = Field(
+        8, ge=1, le=100, description="Webhook deliveries tried before the alert is dead-lettered."
+    )
     retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles per attempt.")
     retry_max_s: float = Field(600.0, gt=0, description="Longest retry delay.")
     poll_s: float = Field(2.0, gt=0, description="How often the outbox worker looks for due deliveries.")
@@ -224,7 +250,8 @@ class QualitySettings(_Section):
     training_days: int = Field(14, ge=3, le=366, description="Days of history a volume check learns from.")
     sensitivity: float = Field(3.0, gt=0, description="Standard deviations from the mean that fail a volume check.")
     seasonality: Literal["none", "day_of_week"] = Field(
-        "none", description="day_of_week compares a day with the same weekday of earlier weeks.")
+        "none", description="day_of_week compares a day with the same weekday of earlier weeks."
+    )
     min_training_days: int = Field(7, ge=2, description="Fewer days of history than this skips the volume check.")
     freshness_hours: float = Field(48.0, gt=0, description="A table whose newest row is older than this fails.")
 
@@ -241,7 +268,8 @@ class ServingSettings(_Section):
     """Model serving: real-time scoring, model cache and the served-traffic store."""
 
     runtime: Literal["auto", "sklearn", "onnx"] = Field(
-        "auto", description="auto uses ONNX Runtime when it reproduces the model, else the model itself.")
+        "auto", description="auto uses ONNX Runtime when it reproduces the model, else the model itself."
+    )
     onnx_tolerance: float = Field(1e-4, gt=0, le=0.1, description="Largest probability difference ONNX may show.")
     alias_ttl_s: float = Field(2.0, gt=0, le=3600, description="Seconds an alias -> version lookup is trusted.")
     max_rows: int = Field(10_000, ge=1, description="Most rows one predict request may carry.")
@@ -319,11 +347,14 @@ def build_settings(**overrides: Any) -> Settings:
             f"Invalid setting: {_describe(exc)}", hint="fix the environment variable or override"
         ) from exc
     if settings.environment == "production":
-        for name, secret in (("AIW_LLM__API_KEY", settings.llm.api_key),
-                             ("AIW_ALERTS__WEBHOOK_SECRET", settings.alerts.webhook_secret)):
+        for name, secret in (
+            ("AIW_LLM__API_KEY", settings.llm.api_key),
+            ("AIW_ALERTS__WEBHOOK_SECRET", settings.alerts.webhook_secret),
+        ):
             if secret.get_secret_value() in {"changeme", "secret", "test"}:
-                raise ConfigError(f"{name} holds a placeholder secret, refused in production",
-                                  hint="set a real secret or unset it")
+                raise ConfigError(
+                    f"{name} holds a placeholder secret, refused in production", hint="set a real secret or unset it"
+                )
     return settings
 
 

@@ -54,8 +54,10 @@ def step_workspace(ctx: TourContext) -> None:
         keys[role] = secret
     ctx.facts["keys"] = keys
     report = ctx.workspace.audit.verify()
-    ctx.console.print(f"  workspace [bold]{ctx.workspace.root}[/], metadata {ctx.workspace.db.dialect}; "
-                      f"4 API keys created; audit chain intact over {report.checked} records")
+    ctx.console.print(
+        f"  workspace [bold]{ctx.workspace.root}[/], metadata {ctx.workspace.db.dialect}; "
+        f"4 API keys created; audit chain intact over {report.checked} records"
+    )
 
 
 def run_tour(*, rows: int, seed: int, home: Path | None, console: Console) -> TourContext:
@@ -70,8 +72,10 @@ def run_tour(*, rows: int, seed: int, home: Path | None, console: Console) -> To
         if not (root / ".aiw-workspace").exists() and any(root.iterdir()):
             from aiw.errors import ConflictError
 
-            raise ConflictError(f"{root} exists and is not an aiw workspace; the tour will not overwrite it",
-                                hint="pass --home to an empty or new folder")
+            raise ConflictError(
+                f"{root} exists and is not an aiw workspace; the tour will not overwrite it",
+                hint="pass --home to an empty or new folder",
+            )
         shutil.rmtree(root)
     ctx = TourContext(Workspace(settings).init(), settings, console, rows, seed)
     started = time.perf_counter()

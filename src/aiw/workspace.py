@@ -122,8 +122,9 @@ class Workspace:
             for name in _DIRS:
                 (self.root / name).mkdir(exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"Cannot create the workspace at {self.root}: {exc.strerror}",
-                              hint="set AIW_HOME to a writable folder") from exc
+            raise ConfigError(
+                f"Cannot create the workspace at {self.root}: {exc.strerror}", hint="set AIW_HOME to a writable folder"
+            ) from exc
         self.db.upgrade()
         marker = self.root / ".aiw-workspace"
         if not marker.exists():
@@ -171,16 +172,19 @@ class Workspace:
 
         self.root.mkdir(parents=True, exist_ok=True)
         if read_only and not self.warehouse_path.exists():
-            raise InvalidInputError(f"The warehouse {self.warehouse_path} does not exist yet",
-                                    hint="run 'aiw data generate' first")
+            raise InvalidInputError(
+                f"The warehouse {self.warehouse_path} does not exist yet", hint="run 'aiw data generate' first"
+            )
         config: dict[str, Any] = {}
         if self.settings.warehouse.threads:
             config["threads"] = self.settings.warehouse.threads
         try:
             conn = duckdb.connect(str(self.warehouse_path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
-            raise BackendError(f"Cannot open the warehouse {self.warehouse_path}: {exc}",
-                               hint="another process may hold it open for writing; stop it or retry") from exc
+            raise BackendError(
+                f"Cannot open the warehouse {self.warehouse_path}: {exc}",
+                hint="another process may hold it open for writing; stop it or retry",
+            ) from exc
         for hook in _connection_hooks(ai_functions):
             hook(conn, self)
         return conn
@@ -215,8 +219,9 @@ class Workspace:
             if embedded is None:
                 return ConcernStatus(concern, "none", "-", True, "not configured")
             there = embedded.exists()
-            return ConcernStatus(concern, "embedded", str(embedded), True,
-                                 "present" if there else "created on first use")
+            return ConcernStatus(
+                concern, "embedded", str(embedded), True, "present" if there else "created on first use"
+            )
         return _probe_url(concern, url)
 
 
@@ -225,8 +230,15 @@ def _probe_url(concern: str, url: str) -> ConcernStatus:
 
     parsed = urlparse(url if "://" in url else f"tcp://{url}")
     safe = redact_url(url)
-    default_ports = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "nats": 4222,
-                     "http": 80, "https": 443, "ray": 10001}
+    default_ports = {
+        "postgresql": 5432,
+        "postgres": 5432,
+        "redis": 6379,
+        "nats": 4222,
+        "http": 80,
+        "https": 443,
+        "ray": 10001,
+    }
     scheme = parsed.scheme.split("+")[0]
     host, port = parsed.hostname, parsed.port or default_ports.get(scheme)
     if not host or not port:

@@ -21,8 +21,9 @@ def test_no_operation_answers_a_server_error(workspace) -> None:  # type: ignore
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-                  derandomize=True)
+        @settings(
+            max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+        )
         def check(case) -> None:  # type: ignore[no-untyped-def]
             response = case.call(headers=headers)
             where = (case.method, case.formatted_path, response.status_code, response.text[:300])

@@ -103,8 +103,9 @@ def test_keys_flow_and_revocation_takes_effect(api, workspace) -> None:  # type:
 
 def test_denied_state_change_is_audited(api, workspace) -> None:  # type: ignore[no-untyped-def]
     _, client, keys = api
-    client.post("/v1/keys", json={"role": "admin", "name": "escalate"},
-                headers={"Authorization": f"Bearer {keys['analyst']}"})
+    client.post(
+        "/v1/keys", json={"role": "admin", "name": "escalate"}, headers={"Authorization": f"Bearer {keys['analyst']}"}
+    )
     last = workspace.audit.records(limit=1)[0]
     assert last.action == "api.denied" and last.outcome == "denied" and last.actor == "analyst-key"
 
@@ -124,8 +125,11 @@ def test_a_form_body_is_told_to_send_json(api) -> None:  # type: ignore[no-untyp
     """curl -d sends a form by default; the answer says what to change."""
     _, client, keys = api
     admin = {"Authorization": f"Bearer {keys['admin']}"}
-    form = client.post("/v1/keys", content=b'{"role": "viewer", "name": "x"}',
-                       headers={**admin, "Content-Type": "application/x-www-form-urlencoded"})
+    form = client.post(
+        "/v1/keys",
+        content=b'{"role": "viewer", "name": "x"}',
+        headers={**admin, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert form.status_code == 422
     assert "Content-Type: application/json" in form.json()["error"]["hint"]
     typed = client.post("/v1/keys", json={"role": "boss", "name": "x"}, headers=admin)
@@ -134,8 +138,11 @@ def test_a_form_body_is_told_to_send_json(api) -> None:  # type: ignore[no-untyp
 
 def test_oversized_body_is_refused(api) -> None:  # type: ignore[no-untyped-def]
     _, client, keys = api
-    response = client.post("/v1/keys", content=b"x" * (11 * 1024 * 1024),
-                           headers={"Authorization": f"Bearer {keys['admin']}", "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/keys",
+        content=b"x" * (11 * 1024 * 1024),
+        headers={"Authorization": f"Bearer {keys['admin']}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 413 and response.json()["error"]["type"] == "payload_too_large"
 
 

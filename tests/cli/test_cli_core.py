@@ -31,8 +31,13 @@ def run(settings):  # type: ignore[no-untyped-def]
 
 
 def _main(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from aiw.cli import main; main()", *args],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", "from aiw.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_init_status_keys_audit(run, settings) -> None:  # type: ignore[no-untyped-def]

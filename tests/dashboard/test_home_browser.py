@@ -33,7 +33,10 @@ def test_home_page_shows_workspace_backends_and_audit(workspace) -> None:  # typ
     env = {**os.environ, "AIW_HOME": str(workspace.root)}
     server = subprocess.Popen(
         [sys.executable, "-c", "from aiw.cli import main; main()", "ui", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -48,9 +51,18 @@ def test_home_page_shows_workspace_backends_and_audit(workspace) -> None:  # typ
 
         ARTIFACTS.mkdir(exist_ok=True)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            browser = pw.chromium.launch(
+                executable_path=chromium,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
             page.get_by_text("Latest audit events").wait_for(timeout=45_000)

@@ -144,8 +144,9 @@ def test_relations_dates_and_amounts_are_consistent(generated) -> None:  # type:
     paid_share = _query(ws, "SELECT avg((status = 'paid')::INT) FROM claims")[0][0]
     assert 0.5 < paid_share < 0.9
     # instalments: some paid claims are settled in two or three payments
-    per_claim = dict(_query(ws, "SELECT n, count(*) FROM (SELECT count(*) n FROM payments GROUP BY claim_id) "
-                                "GROUP BY n"))
+    per_claim = dict(
+        _query(ws, "SELECT n, count(*) FROM (SELECT count(*) n FROM payments GROUP BY claim_id) GROUP BY n")
+    )
     assert set(per_claim) == {1, 2, 3} and per_claim[1] > per_claim[2] > per_claim[3]
 
 
@@ -216,8 +217,13 @@ def test_fraud_rate_and_learnable_signal(claims) -> None:  # type: ignore[no-unt
     # gender is usable as a sensitive attribute but is not a feature of the label on its own
     assert set(claims.gender) == {"F", "M"}
     assert 0.4 < (claims.gender == "F").mean() < 0.6
-    gender_only = cross_val_score(LogisticRegression(), (claims[["gender"]] == "F").astype(float),
-                                  claims.is_fraud.astype(int), cv=cv, scoring="roc_auc").mean()
+    gender_only = cross_val_score(
+        LogisticRegression(),
+        (claims[["gender"]] == "F").astype(float),
+        claims.is_fraud.astype(int),
+        cv=cv,
+        scoring="roc_auc",
+    ).mean()
     assert gender_only < 0.56
     # fraud is denied more often, which makes status a consequence, not a feature
     denied = claims.status == "denied"
@@ -253,8 +259,9 @@ def test_notes_are_varied_and_follow_status(claims) -> None:  # type: ignore[no-
 # -- anomalies -----------------------------------------------------------------------------------
 def test_injected_anomalies_are_visible_in_daily_counts(generated, claims) -> None:  # type: ignore[no-untyped-def]
     ws, summary = generated
-    anomalies = _query(ws, "SELECT day, line_of_business, kind, expected_claims, injected_claims "
-                           "FROM sample_anomalies ORDER BY day")
+    anomalies = _query(
+        ws, "SELECT day, line_of_business, kind, expected_claims, injected_claims FROM sample_anomalies ORDER BY day"
+    )
     assert 5 <= len(anomalies) == summary.anomalies <= 9
     kinds = [a[2] for a in anomalies]
     assert kinds.count("spike") >= 4 and kinds.count("drop") >= 1
@@ -277,12 +284,24 @@ def test_injected_anomalies_are_visible_in_daily_counts(generated, claims) -> No
 # -- documents -----------------------------------------------------------------------------------
 def test_documents_are_packaged_copied_and_indexed(generated) -> None:  # type: ignore[no-untyped-def]
     ws, summary = generated
-    rows = _query(ws, "SELECT doc_id, title, line_of_business, doc_type, path, content, content_hash, access_tags "
-                      "FROM documents ORDER BY doc_id")
+    rows = _query(
+        ws,
+        "SELECT doc_id, title, line_of_business, doc_type, path, content, content_hash, access_tags "
+        "FROM documents ORDER BY doc_id",
+    )
     assert len(rows) >= 25 and summary.rows["documents"] == len(rows)
     assert {r[2] for r in rows} == {"auto", "home", "health", "travel", "life", "general"}
-    assert {"policy_wording", "coverage_summary", "exclusions", "claims_process", "faq", "glossary",
-            "complaints_procedure", "privacy_notice", "fraud_policy"} <= {r[3] for r in rows}
+    assert {
+        "policy_wording",
+        "coverage_summary",
+        "exclusions",
+        "claims_process",
+        "faq",
+        "glossary",
+        "complaints_procedure",
+        "privacy_notice",
+        "fraud_policy",
+    } <= {r[3] for r in rows}
     for doc_id, title, _line, _type, path, content, digest, tags in rows:
         file = ws.documents_dir / path
         data = file.read_bytes()
@@ -293,8 +312,7 @@ def test_documents_are_packaged_copied_and_indexed(generated) -> None:  # type: 
         assert tags == ("internal" if doc_id in sample.INTERNAL_DOCUMENTS else "public")
     assert sum(bool(re.search(r"€\d", r[5])) for r in rows) >= 25  # and money amounts in most
     by_id = {r[0]: r for r in rows}
-    assert "Flood damage is excluded unless the Flood Extension endorsement is purchased" in by_id[
-        "home-exclusions"][5]
+    assert "Flood damage is excluded unless the Flood Extension endorsement is purchased" in by_id["home-exclusions"][5]
     assert by_id["general-fraud-policy"][7] == "internal"
     assert sorted(p.name for p in ws.documents_dir.glob("*.md")) == sorted(r[4] for r in rows)
 
@@ -338,16 +356,28 @@ def test_generation_is_audited(workspace) -> None:  # type: ignore[no-untyped-de
     assert [r.actor for r in records] == ["alice", "system"]
     assert records[1].resource == "warehouse" and records[1].outcome == "success"
     assert {k: records[1].details[k] for k in ("rows", "seed", "end_date")} == {
-        "rows": 300, "seed": 9, "end_date": "2025-01-31"}
+        "rows": 300,
+        "seed": 9,
+        "end_date": "2025-01-31",
+    }
     assert workspace.audit.verify().ok
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"rows": 99}, "'rows'"), ({"rows": 50_000_001}, "'rows'"), ({"rows": True}, "'rows'"),
-    ({"rows": 1000.0}, "'rows'"), ({"seed": -1}, "'seed'"), ({"seed": "1"}, "'seed'"),
-    ({"end_date": "2025/06/30"}, "'end_date'"), ({"end_date": 20250630}, "'end_date'"),
-    ({"end_date": "1800-01-01"}, "'end_date'"), ({"actor": " "}, "'actor'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rows": 99}, "'rows'"),
+        ({"rows": 50_000_001}, "'rows'"),
+        ({"rows": True}, "'rows'"),
+        ({"rows": 1000.0}, "'rows'"),
+        ({"seed": -1}, "'seed'"),
+        ({"seed": "1"}, "'seed'"),
+        ({"end_date": "2025/06/30"}, "'end_date'"),
+        ({"end_date": 20250630}, "'end_date'"),
+        ({"end_date": "1800-01-01"}, "'end_date'"),
+        ({"actor": " "}, "'actor'"),
+    ],
+)
 def test_bad_input_is_refused_before_anything_is_written(settings, kwargs: dict[str, Any], match: str) -> None:  # type: ignore[no-untyped-def]
     from aiw.workspace import Workspace
 

@@ -81,7 +81,6 @@ def clone(tmp_path: Path, _clean_env: None):  # type: ignore[no-untyped-def]
         ws.db.dispose()
 
 
-
 DOCS_KEPT = 4
 
 
@@ -90,8 +89,10 @@ def _trim_documents(ws) -> None:  # type: ignore[no-untyped-def]
     from aiw.data.dbt_runner import DbtRunner
 
     with warehouse(ws, read_only=False) as conn:
-        conn.execute(f"DELETE FROM main.documents WHERE doc_id NOT IN "
-                     f"(SELECT doc_id FROM main.documents ORDER BY length(content), doc_id LIMIT {DOCS_KEPT})")
+        conn.execute(
+            f"DELETE FROM main.documents WHERE doc_id NOT IN "
+            f"(SELECT doc_id FROM main.documents ORDER BY length(content), doc_id LIMIT {DOCS_KEPT})"
+        )
     assert DbtRunner(ws).build(select=["document_index"], freshness=False, actor="tests").success
 
 

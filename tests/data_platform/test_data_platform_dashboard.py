@@ -65,8 +65,11 @@ def test_data_health_page_shows_gates_bands_and_runs(built_ws, clone, monkeypatc
     from aiw.settings import load_settings
 
     ws = clone(built_ws)
-    QualityGates(ws, ws.settings.quality, [TableMonitor("main.claims", volume_column="reported_at",
-                                                        freshness_column="reported_at")]).run(actor="tests")
+    QualityGates(
+        ws,
+        ws.settings.quality,
+        [TableMonitor("main.claims", volume_column="reported_at", freshness_column="reported_at")],
+    ).run(actor="tests")
     PipelineRunner(ws, ws.settings).run(Pipeline("toy", (Step("a", lambda ctx: {"ok": 1}),)), actor="tests")
     monkeypatch.setenv("AIW_HOME", str(ws.root))
     load_settings.cache_clear()

@@ -11,8 +11,18 @@ from aiw.data.dbt_runner import PROJECT_DIR, DbtRunner, project_dir
 
 pytestmark = pytest.mark.unit
 
-MODELS = {"stg_customers", "stg_policies", "stg_claims", "stg_payments", "stg_documents",
-          "claims_daily", "customer_360", "claim_features", "customer_features", "document_index"}
+MODELS = {
+    "stg_customers",
+    "stg_policies",
+    "stg_claims",
+    "stg_payments",
+    "stg_documents",
+    "claims_daily",
+    "customer_360",
+    "claim_features",
+    "customer_features",
+    "document_index",
+}
 
 
 def _tree_digest(root: Path) -> str:
@@ -60,14 +70,19 @@ def test_build_reports_every_model_and_test(built_ws) -> None:  # type: ignore[n
 
 
 def test_marts_hold_what_they_promise(built_ws) -> None:  # type: ignore[no-untyped-def]
-    claims, customers, documents = _q(built_ws, "SELECT (SELECT count(*) FROM main.claims), "
-                                      "(SELECT count(*) FROM main.customers), (SELECT count(*) FROM main.documents)")[0]
+    claims, customers, documents = _q(
+        built_ws,
+        "SELECT (SELECT count(*) FROM main.claims), "
+        "(SELECT count(*) FROM main.customers), (SELECT count(*) FROM main.documents)",
+    )[0]
     assert _q(built_ws, "SELECT count(*), count(DISTINCT claim_id) FROM marts.claim_features")[0] == (claims, claims)
     assert _q(built_ws, "SELECT count(*) FROM marts.customer_360")[0][0] == customers
     assert _q(built_ws, "SELECT sum(claims) FROM marts.claims_daily")[0][0] == claims
     assert _q(built_ws, "SELECT count(*) FROM marts.document_index")[0][0] == documents
     # claim features are computed from the claim, its policy and its customer at reporting time
-    bad = _q(built_ws, """
+    bad = _q(
+        built_ws,
+        """
         SELECT count(*) FROM marts.claim_features f
         JOIN main.claims c USING (claim_id) JOIN main.policies p ON p.policy_id = c.policy_id
         JOIN main.customers u ON u.customer_id = c.customer_id
@@ -75,29 +90,50 @@ def test_marts_hold_what_they_promise(built_ws) -> None:  # type: ignore[no-unty
            OR abs(f.amount_to_limit - c.amount / p.coverage_limit) > 1e-9
            OR f.policy_age_days <> (c.incident_date - p.start_date)
            OR f.customer_age <> floor((c.incident_date - u.birth_date) / 365.25)
-           OR f.is_fraud <> c.is_fraud OR f.gender <> u.gender OR f.premium <> p.annual_premium""")
+           OR f.is_fraud <> c.is_fraud OR f.gender <> u.gender OR f.premium <> p.annual_premium""",
+    )
     assert bad[0][0] == 0
     cols = {r[0] for r in _q(built_ws, "DESCRIBE marts.claim_features")}
-    assert {"claim_id", "event_timestamp", "amount", "amount_to_limit", "days_to_report", "prior_claims",
-            "policy_age_days", "channel", "line_of_business", "region", "customer_age", "credit_score",
-            "premium", "deductible", "gender", "is_fraud"} <= cols
+    assert {
+        "claim_id",
+        "event_timestamp",
+        "amount",
+        "amount_to_limit",
+        "days_to_report",
+        "prior_claims",
+        "policy_age_days",
+        "channel",
+        "line_of_business",
+        "region",
+        "customer_age",
+        "credit_score",
+        "premium",
+        "deductible",
+        "gender",
+        "is_fraud",
+    } <= cols
     # the MLOps trainer reads this mart when it has every column of its own feature query
     from aiw.mlops.training import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, SENSITIVE_ATTRIBUTE
 
     assert {*CATEGORICAL_FEATURES, *NUMERIC_FEATURES, LABEL, SENSITIVE_ATTRIBUTE, "claim_id"} <= cols
     # the document index carries the content hash the RAG refresh compares
-    assert _q(built_ws, "SELECT count(*) FROM marts.document_index WHERE content_hash = sha256(content)")[0][0] \
+    assert (
+        _q(built_ws, "SELECT count(*) FROM marts.document_index WHERE content_hash = sha256(content)")[0][0]
         == documents
+    )
 
 
 def test_customer_features_are_as_of_their_timestamp(built_ws) -> None:  # type: ignore[no-untyped-def]
     """Every history row counts exactly the claims reported at or before its own timestamp."""
-    wrong = _q(built_ws, """
+    wrong = _q(
+        built_ws,
+        """
         SELECT count(*) FROM marts.customer_features f
         WHERE f.claims_to_date <> (SELECT count(*) FROM main.claims c
                                    WHERE c.customer_id = f.customer_id AND c.reported_at <= f.event_timestamp)
            OR f.policies_to_date <> (SELECT count(*) FROM main.policies p
-                                     WHERE p.customer_id = f.customer_id AND p.start_date <= f.event_timestamp)""")
+                                     WHERE p.customer_id = f.customer_id AND p.start_date <= f.event_timestamp)""",
+    )
     assert wrong[0][0] == 0
 
 

@@ -49,8 +49,10 @@ def _edit(ws, path: str, content: str | None) -> None:  # type: ignore[no-untype
             conn.execute("DELETE FROM main.documents WHERE path = ?", [path])
             file.unlink()
         else:
-            conn.execute("UPDATE main.documents SET content = ?, content_hash = sha256(?) WHERE path = ?",
-                         [content, content, path])
+            conn.execute(
+                "UPDATE main.documents SET content = ?, content_hash = sha256(?) WHERE path = ?",
+                [content, content, path],
+            )
             file.write_text(content, encoding="utf-8")
     assert DbtRunner(ws).build(select=["document_index"], freshness=False, actor="tests").success
 
@@ -88,8 +90,13 @@ def test_only_changed_documents_are_reembedded_and_removed_ones_deleted(docs_cop
 
 def test_a_warning_proceeds_and_is_recorded(docs_copy) -> None:  # type: ignore[no-untyped-def]
     ws = docs_copy
-    tight = ws.settings.model_copy(update={"pipelines": ws.settings.pipelines.model_copy(
-        update={"embedding_cosine_warn": 0.999999999, "embedding_norm_warn": 1e-12})})
+    tight = ws.settings.model_copy(
+        update={
+            "pipelines": ws.settings.pipelines.model_copy(
+                update={"embedding_cosine_warn": 0.999999999, "embedding_norm_warn": 1e-12}
+            )
+        }
+    )
     refresher = EmbeddingRefresher(ws, tight)
     (_, path, content) = _docs(ws)[0]
     _edit(ws, path, content + "\n\nA new paragraph about storm damage to the roof and the garden fence.\n")
@@ -111,8 +118,9 @@ def test_a_critical_drift_blocks_the_swap(docs_copy) -> None:  # type: ignore[no
     report = swapped.refresh(actor="tests")
     assert report.blocked and report.drift is not None and report.drift.level == "critical"
     assert report.drift.centroid_cosine < 0.5 and report.chunks_written == 0
-    assert {k: v.versions for k, v in swapped.index.documents("policies").items()} == \
-        {k: v.versions for k, v in index_before.items()}
+    assert {k: v.versions for k, v in swapped.index.documents("policies").items()} == {
+        k: v.versions for k, v in index_before.items()
+    }
     assert swapped.snapshots()[0]["status"] == "blocked"
     from aiw.mlops.monitoring.alerts import AlertManager
 
@@ -129,16 +137,31 @@ def test_a_critical_drift_blocks_the_swap(docs_copy) -> None:  # type: ignore[no
 
 def test_corpus_drift_math() -> None:
     ref = np.ones(4)
-    assert corpus_drift(1.0, ref, 1.0, ref, norm_warn=0.05, norm_critical=0.15, cosine_warn=0.98,
-                        cosine_critical=0.9).level == "ok"
-    warn = corpus_drift(1.08, ref, 1.0, ref, norm_warn=0.05, norm_critical=0.15, cosine_warn=0.98,
-                        cosine_critical=0.9)
+    assert (
+        corpus_drift(
+            1.0, ref, 1.0, ref, norm_warn=0.05, norm_critical=0.15, cosine_warn=0.98, cosine_critical=0.9
+        ).level
+        == "ok"
+    )
+    warn = corpus_drift(1.08, ref, 1.0, ref, norm_warn=0.05, norm_critical=0.15, cosine_warn=0.98, cosine_critical=0.9)
     assert warn.level == "warning" and warn.norm_shift == pytest.approx(0.08)
-    crit = corpus_drift(1.0, np.array([1, -1, 1, -1.0]), 1.0, ref, norm_warn=0.05, norm_critical=0.15,
-                        cosine_warn=0.98, cosine_critical=0.9)
+    crit = corpus_drift(
+        1.0,
+        np.array([1, -1, 1, -1.0]),
+        1.0,
+        ref,
+        norm_warn=0.05,
+        norm_critical=0.15,
+        cosine_warn=0.98,
+        cosine_critical=0.9,
+    )
     assert crit.level == "critical" and crit.centroid_cosine == pytest.approx(0.0)
-    assert corpus_drift(1.0, np.ones(3), 1.0, ref, norm_warn=0.05, norm_critical=0.15, cosine_warn=0.98,
-                        cosine_critical=0.9).level == "critical"  # another dimension
+    assert (
+        corpus_drift(
+            1.0, np.ones(3), 1.0, ref, norm_warn=0.05, norm_critical=0.15, cosine_warn=0.98, cosine_critical=0.9
+        ).level
+        == "critical"
+    )  # another dimension
 
 
 def test_mart_and_file_out_of_step_is_reported(docs_copy) -> None:  # type: ignore[no-untyped-def]

@@ -56,8 +56,10 @@ def test_apply_registers_the_definitions(fs) -> None:  # type: ignore[no-untyped
 
 
 def test_claim_features_never_come_from_the_future(fs) -> None:  # type: ignore[no-untyped-def]
-    claims = _mart(fs, "SELECT claim_id, event_timestamp, amount, prior_claims FROM marts.claim_features "
-                       "ORDER BY claim_id LIMIT 200")
+    claims = _mart(
+        fs,
+        "SELECT claim_id, event_timestamp, amount, prior_claims FROM marts.claim_features ORDER BY claim_id LIMIT 200",
+    )
     before = claims[["claim_id"]].assign(event_timestamp=claims.event_timestamp - timedelta(seconds=1))
     at = claims[["claim_id"]].assign(event_timestamp=claims.event_timestamp)
     refs = ["claim_features:amount", "claim_features:prior_claims"]
@@ -70,13 +72,20 @@ def test_claim_features_never_come_from_the_future(fs) -> None:  # type: ignore[
 
 def test_customer_history_is_joined_as_of_each_event(fs) -> None:  # type: ignore[no-untyped-def]
     """Entity rows fall between two history rows: each must get the earlier one, never the later."""
-    hist = _mart(fs, """
+    hist = _mart(
+        fs,
+        """
         SELECT customer_id, event_timestamp,
                lead(event_timestamp) OVER (PARTITION BY customer_id ORDER BY event_timestamp) AS next_ts
         FROM marts.customer_features QUALIFY next_ts IS NOT NULL
-        ORDER BY customer_id, event_timestamp LIMIT 3000""")
-    entity = pd.DataFrame({"customer_id": hist.customer_id,
-                           "event_timestamp": hist.event_timestamp + (hist.next_ts - hist.event_timestamp) / 2})
+        ORDER BY customer_id, event_timestamp LIMIT 3000""",
+    )
+    entity = pd.DataFrame(
+        {
+            "customer_id": hist.customer_id,
+            "event_timestamp": hist.event_timestamp + (hist.next_ts - hist.event_timestamp) / 2,
+        }
+    )
     entity = entity.drop_duplicates(["customer_id", "event_timestamp"]).reset_index(drop=True)
     got = fs.historical(entity, ["customer_features:claims_to_date", "customer_features:policies_to_date"])
     # the truth, computed independently from the raw tables
@@ -110,9 +119,12 @@ def test_training_set_has_features_labels_and_sensitive_attribute(fs) -> None:  
 def test_online_lookup_returns_the_newest_values(fs) -> None:  # type: ignore[no-untyped-def]
     from aiw.features.store import get_online_features
 
-    latest = _mart(fs, """SELECT customer_id, claims_to_date FROM marts.customer_features
+    latest = _mart(
+        fs,
+        """SELECT customer_id, claims_to_date FROM marts.customer_features
                           QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY event_timestamp DESC) = 1
-                          ORDER BY customer_id LIMIT 5""")
+                          ORDER BY customer_id LIMIT 5""",
+    )
     claim = _mart(fs, "SELECT claim_id, customer_id, amount FROM marts.claim_features ORDER BY claim_id LIMIT 1")
     rows = [{"claim_id": int(claim.claim_id[0]), "customer_id": int(c)} for c in latest.customer_id]
     got = get_online_features(fs.workspace, rows)  # the claims_fraud feature service
@@ -157,8 +169,11 @@ def test_cli_get_and_list(fs, monkeypatch) -> None:  # type: ignore[no-untyped-d
     load_settings.cache_clear()
     try:
         runner = CliRunner()
-        got = runner.invoke(app, ["features", "get", "-e", "claim_id=1", "-e", "claim_id=2",
-                                  "-f", "claim_features:amount", "--json"], catch_exceptions=False)
+        got = runner.invoke(
+            app,
+            ["features", "get", "-e", "claim_id=1", "-e", "claim_id=2", "-f", "claim_features:amount", "--json"],
+            catch_exceptions=False,
+        )
         assert got.exit_code == 0, got.output
         rows = json.loads(got.output)
         truth = _mart(fs, "SELECT claim_id, amount FROM marts.claim_features WHERE claim_id IN (1, 2) ORDER BY 1")

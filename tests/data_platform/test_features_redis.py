@@ -46,8 +46,10 @@ def test_redis_online_store_matches_sqlite(built_ws, tmp_path) -> None:  # type:
         from aiw.data._warehouse import warehouse
 
         with warehouse(ws) as conn:
-            truth = dict(conn.execute("""SELECT customer_id, claims_to_date FROM marts.customer_features
-                QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY event_timestamp DESC) = 1""").fetchall())
+            truth = dict(
+                conn.execute("""SELECT customer_id, claims_to_date FROM marts.customer_features
+                QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY event_timestamp DESC) = 1""").fetchall()
+            )
         assert [g["claims_to_date"] for g in got[:3]] == [truth[1], truth[2], truth[3]]
         assert got[3]["claims_to_date"] is None and got[3]["region"] is None
         assert any(project.encode() in key for key in client.scan_iter(count=1000))

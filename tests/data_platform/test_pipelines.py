@@ -20,8 +20,13 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def runner(workspace):  # type: ignore[no-untyped-def]
-    fast = workspace.settings.model_copy(update={"pipelines": workspace.settings.pipelines.model_copy(
-        update={"retry_backoff_s": 0.01, "retries": 2, "max_workers": 2})})
+    fast = workspace.settings.model_copy(
+        update={
+            "pipelines": workspace.settings.pipelines.model_copy(
+                update={"retry_backoff_s": 0.01, "retries": 2, "max_workers": 2}
+            )
+        }
+    )
     return PipelineRunner(workspace, fast)
 
 
@@ -50,15 +55,25 @@ def test_dag_validation() -> None:
 
 
 def test_a_failure_stops_its_dependants_not_independent_branches(runner) -> None:  # type: ignore[no-untyped-def]
-    pipeline = Pipeline("toy", (
-        Step("extract", ok), Step("transform", boom, ("extract",)), Step("load", ok, ("transform",)),
-        Step("side", ok, ("extract",)),
-        Step("report", ok, ("load", "side"), trigger="all_done"),
-    ))
+    pipeline = Pipeline(
+        "toy",
+        (
+            Step("extract", ok),
+            Step("transform", boom, ("extract",)),
+            Step("load", ok, ("transform",)),
+            Step("side", ok, ("extract",)),
+            Step("report", ok, ("load", "side"), trigger="all_done"),
+        ),
+    )
     run = runner.run(pipeline, actor="tests", params={"day": "2026-01-01"})
     status = {s.step: s.status for s in run.steps}
-    assert status == {"extract": "success", "transform": "failed", "load": "upstream_failed",
-                      "side": "success", "report": "success"}
+    assert status == {
+        "extract": "success",
+        "transform": "failed",
+        "load": "upstream_failed",
+        "side": "success",
+        "report": "success",
+    }
     assert run.status == "failed"
     assert "step 'transform' failed: ValueError: the input file is malformed" in run.error
     assert "not run: load" in run.error
@@ -111,8 +126,10 @@ def test_a_step_past_its_timeout_fails_and_stops_its_dependants(runner) -> None:
         return {}
 
     started = time.monotonic()
-    run = runner.run(Pipeline("slow", (Step("slow", slow, timeout_s=0.3), Step("after", ok, ("slow",)),
-                                       Step("other", ok))), actor="tests")
+    run = runner.run(
+        Pipeline("slow", (Step("slow", slow, timeout_s=0.3), Step("after", ok, ("slow",)), Step("other", ok))),
+        actor="tests",
+    )
     assert time.monotonic() - started < 3
     assert run.step("slow").status == "failed" and "timed out after 0.3 s" in run.step("slow").error
     assert run.step("after").status == "upstream_failed" and run.step("other").status == "success"
@@ -148,8 +165,9 @@ def test_scheduler_runs_daily_validation_at_six_utc_and_fires_jobs(workspace, mo
     # a registered pipeline fires through the scheduler and is recorded as a scheduled run
     monkeypatch.setitem(definitions.PIPELINES, "toy", lambda: Pipeline("toy", (Step("a", ok),)))
     done = threading.Event()
-    sched = build_scheduler(workspace, workspace.settings, schedules={"toy": "0 6 * * *"}, blocking=False,
-                            on_finish=lambda run: done.set())
+    sched = build_scheduler(
+        workspace, workspace.settings, schedules={"toy": "0 6 * * *"}, blocking=False, on_finish=lambda run: done.set()
+    )
     sched.start()
     try:
         sched.get_job("toy").modify(next_run_time=datetime.now(UTC) + timedelta(milliseconds=100))
@@ -170,11 +188,17 @@ def test_daily_validation_end_to_end(docs_copy) -> None:  # type: ignore[no-unty
     ws = docs_copy
     with warehouse(ws, read_only=False) as conn:
         conn.execute("UPDATE main.customers SET updated_at = updated_at - INTERVAL 30 DAY")
-    run = PipelineRunner(ws, ws.settings).run(get_pipeline("daily-validation"), actor="tests",
-                                              params={"freshness": "false"})
+    run = PipelineRunner(ws, ws.settings).run(
+        get_pipeline("daily-validation"), actor="tests", params={"freshness": "false"}
+    )
     status = {s.step: s.status for s in run.steps}
-    assert status == {"dbt_build": "success", "quality_gates": "failed", "embedding_refresh": "success",
-                      "serving_drift": "skipped", "summary_report": "success"}
+    assert status == {
+        "dbt_build": "success",
+        "quality_gates": "failed",
+        "embedding_refresh": "success",
+        "serving_drift": "skipped",
+        "summary_report": "success",
+    }
     assert "main.customers freshness" in run.step("quality_gates").error
     assert run.step("embedding_refresh").output["outcome"] == "unchanged"
     assert run.step("serving_drift").error  # the note says why

@@ -75,13 +75,19 @@ def test_a_pipeline_runs_as_a_prefect_flow(workspace) -> None:  # type: ignore[n
     shim = Path(__file__).with_name("prefect_compat")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), env.get("PYTHONPATH", "")) if p)
     env["PREFECT_LOGGING_LEVEL"] = "WARNING"
-    done = subprocess.run([sys.executable, "-c", _FLOW_SCRIPT, str(workspace.root)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _FLOW_SCRIPT, str(workspace.root)], env=env, capture_output=True, text=True, timeout=600
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     assert lines, done.stdout[-2000:] + done.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     assert result["failed"] and "step 'b' failed: ValueError: bad batch" in result["error"]
     assert result["trigger"] == "prefect" and result["status"] == "failed" and result["params"] == {"x": 1}
-    assert result["steps"] == {"a": "success", "b": "failed", "c": "upstream_failed", "d": "success",
-                               "report": "success"}
+    assert result["steps"] == {
+        "a": "success",
+        "b": "failed",
+        "c": "upstream_failed",
+        "d": "success",
+        "report": "success",
+    }
     assert result["flows"] == ["daily-validation", "embedding-refresh", "training"]

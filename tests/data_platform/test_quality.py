@@ -22,7 +22,7 @@ def _by(report, table: str, check: str):  # type: ignore[no-untyped-def]
 
 def test_volume_band_math() -> None:
     mean, std, lower, upper = volume_band([10, 12, 8, 10], sensitivity=3)
-    assert mean == 10 and std == pytest.approx(max(1.633, 10 ** 0.5), rel=1e-3)
+    assert mean == 10 and std == pytest.approx(max(1.633, 10**0.5), rel=1e-3)
     assert (lower, upper) == pytest.approx((10 - 3 * std, 10 + 3 * std))
     # a flat, busy history: the Poisson floor keeps a band of sqrt(mean)
     assert volume_band([400] * 14, sensitivity=3)[1] == pytest.approx(20.0)
@@ -36,8 +36,10 @@ def _events_table(ws, counts_by_day: dict[date, int]) -> None:  # type: ignore[n
     with warehouse(ws, read_only=False) as conn:
         conn.execute("CREATE TEMP TABLE days (d DATE, n INTEGER)")
         conn.executemany("INSERT INTO days VALUES (?, ?)", list(counts_by_day.items()))
-        conn.execute("CREATE OR REPLACE TABLE main.events AS SELECT row_number() OVER () AS id, "
-                     "d + to_minutes(k) AS ts FROM days, range(days.n) AS r(k)")
+        conn.execute(
+            "CREATE OR REPLACE TABLE main.events AS SELECT row_number() OVER () AS id, "
+            "d + to_minutes(k) AS ts FROM days, range(days.n) AS r(k)"
+        )
 
 
 def test_volume_with_and_without_day_of_week_seasonality(workspace) -> None:  # type: ignore[no-untyped-def]
@@ -45,8 +47,10 @@ def test_volume_with_and_without_day_of_week_seasonality(workspace) -> None:  # 
     as_of = datetime(2026, 3, 15, 6, 0, tzinfo=UTC)  # a Sunday: the last complete day is Saturday 14th
     saturday = as_of.date() - timedelta(days=1)
     assert saturday.weekday() == 5
-    counts = {saturday - timedelta(days=k): (20 if (saturday - timedelta(days=k)).weekday() >= 5 else 100)
-              for k in range(1, 120)}
+    counts = {
+        saturday - timedelta(days=k): (20 if (saturday - timedelta(days=k)).weekday() >= 5 else 100)
+        for k in range(1, 120)
+    }
     counts[saturday] = 100
     _events_table(workspace, counts)
     mon = [TableMonitor("main.events", volume_column="ts")]
@@ -64,8 +68,9 @@ def test_volume_with_and_without_day_of_week_seasonality(workspace) -> None:  # 
 def test_volume_skips_a_short_history(workspace) -> None:  # type: ignore[no-untyped-def]
     as_of = datetime(2026, 3, 15, tzinfo=UTC)
     _events_table(workspace, {as_of.date() - timedelta(days=k): 50 for k in range(1, 4)})
-    report = QualityGates(workspace, workspace.settings.quality,
-                          [TableMonitor("main.events", volume_column="ts")]).run(as_of=as_of, record=False)
+    report = QualityGates(workspace, workspace.settings.quality, [TableMonitor("main.events", volume_column="ts")]).run(
+        as_of=as_of, record=False
+    )
     assert _by(report, "main.events", "volume").status == "skipped"
 
 
@@ -136,9 +141,11 @@ def test_schema_added_warns_retyped_fails_and_accepting_clears(big_ws, clone) ->
 def test_missing_tables(workspace) -> None:  # type: ignore[no-untyped-def]
     with warehouse(workspace, read_only=False) as conn:
         conn.execute("CREATE TABLE main.t (a INTEGER)")
-    report = QualityGates(workspace, workspace.settings.quality,
-                          [TableMonitor("main.nope"), TableMonitor("marts.later", required=False),
-                           TableMonitor("t")]).run(record=False)
+    report = QualityGates(
+        workspace,
+        workspace.settings.quality,
+        [TableMonitor("main.nope"), TableMonitor("marts.later", required=False), TableMonitor("t")],
+    ).run(record=False)
     assert _by(report, "main.nope", "exists").status == "fail"
     assert _by(report, "marts.later", "exists").status == "skipped"
     assert _by(report, "main.t", "schema").status == "pass"

@@ -22,8 +22,7 @@ def audit(request: pytest.FixtureRequest, tmp_path) -> AuditLog:  # type: ignore
     ws = Workspace(build_settings(home=tmp_path / "ws", metadata={"url": url})).init()
     log = ws.audit
     for i in range(6):
-        log.append(f"user{i % 2}", "models.approve" if i % 3 == 0 else "keys.create", f"thing:{i}",
-                   details={"i": i})
+        log.append(f"user{i % 2}", "models.approve" if i % 3 == 0 else "keys.create", f"thing:{i}", details={"i": i})
     yield log
     ws.db.dispose()
 
@@ -95,8 +94,12 @@ def test_inserted_record_is_caught(audit: AuditLog) -> None:
         prev = conn.execute(sa.text("SELECT hash FROM audit_log WHERE seq = 2")).scalar_one()
         ts = "2026-01-01T00:00:00.000000+00:00"
         digest = record_hash(3, ts, "mallory", "keys.create", "key:x", "success", "{}", prev)
-        conn.execute(sa.text("INSERT INTO audit_log VALUES (3, :ts, 'mallory', 'keys.create', 'key:x', "
-                             "'success', '{}', :prev, :h)"), {"ts": ts, "prev": prev, "h": digest})
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_log VALUES (3, :ts, 'mallory', 'keys.create', 'key:x', 'success', '{}', :prev, :h)"
+            ),
+            {"ts": ts, "prev": prev, "h": digest},
+        )
     report = audit.verify()
     assert not report.ok and report.first_bad_seq == 4
 
@@ -106,8 +109,12 @@ def test_appended_forgery_is_caught(audit: AuditLog) -> None:
         prev = conn.execute(sa.text("SELECT hash FROM audit_log WHERE seq = 6")).scalar_one()
         ts = "2026-01-01T00:00:00.000000+00:00"
         digest = record_hash(7, ts, "mallory", "keys.create", "key:x", "success", "{}", prev)
-        conn.execute(sa.text("INSERT INTO audit_log VALUES (7, :ts, 'mallory', 'keys.create', 'key:x', "
-                             "'success', '{}', :prev, :h)"), {"ts": ts, "prev": prev, "h": digest})
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_log VALUES (7, :ts, 'mallory', 'keys.create', 'key:x', 'success', '{}', :prev, :h)"
+            ),
+            {"ts": ts, "prev": prev, "h": digest},
+        )
     report = audit.verify()
     assert not report.ok and "head" in report.reason
 
@@ -156,8 +163,10 @@ def _rewrite_from(audit: AuditLog, conn: sa.Connection, start: int) -> None:
     for r in rows:
         actor = "mallory" if r.seq == start else r.actor
         digest = record_hash(r.seq, r.ts, actor, r.action, r.resource, r.outcome, r.details, prev)
-        conn.execute(sa.text("UPDATE audit_log SET actor = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
-                     {"a": actor, "p": prev, "h": digest, "s": r.seq})
+        conn.execute(
+            sa.text("UPDATE audit_log SET actor = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
+            {"a": actor, "p": prev, "h": digest, "s": r.seq},
+        )
         prev = digest
     conn.execute(sa.text("UPDATE audit_head SET hash = :h WHERE id = 1"), {"h": prev})
 

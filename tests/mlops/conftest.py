@@ -45,9 +45,14 @@ def people() -> People:
     """Principals of each role (two data scientists and two approvers)."""
     from aiw.governance.identity import Principal
 
-    return People(Principal("dana", "data_scientist"), Principal("dmitri", "data_scientist"),
-                  Principal("alex", "approver"), Principal("amira", "approver"), Principal("root", "admin"),
-                  Principal("vic", "viewer"))
+    return People(
+        Principal("dana", "data_scientist"),
+        Principal("dmitri", "data_scientist"),
+        Principal("alex", "approver"),
+        Principal("amira", "approver"),
+        Principal("root", "admin"),
+        Principal("vic", "viewer"),
+    )
 
 
 @pytest.fixture

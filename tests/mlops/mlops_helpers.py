@@ -10,10 +10,23 @@ from typing import Any
 __all__ = ["DEFAULT_POLICY", "SAMPLE_ROW", "People", "auth", "make_workspace", "promote", "register"]
 
 SAMPLE_ROW: dict[str, Any] = {
-    "amount": 1200.5, "days_to_report": 3, "prior_claims": 0, "annual_premium": 800.0, "deductible": 500.0,
-    "coverage_limit": 50000.0, "amount_to_premium": 1.5, "amount_to_coverage": 0.024, "policy_age_days": 400,
-    "credit_score": 700, "customer_age": 40, "customer_tenure_days": 1000, "line_of_business": "auto",
-    "claim_type": "collision", "region": "north", "channel": "web", "segment": "retail",
+    "amount": 1200.5,
+    "days_to_report": 3,
+    "prior_claims": 0,
+    "annual_premium": 800.0,
+    "deductible": 500.0,
+    "coverage_limit": 50000.0,
+    "amount_to_premium": 1.5,
+    "amount_to_coverage": 0.024,
+    "policy_age_days": 400,
+    "credit_score": 700,
+    "customer_age": 40,
+    "customer_tenure_days": 1000,
+    "line_of_business": "auto",
+    "claim_type": "collision",
+    "region": "north",
+    "channel": "web",
+    "segment": "retail",
 }
 """One valid input row of the fraud model."""
 

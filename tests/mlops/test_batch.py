@@ -32,16 +32,25 @@ def _fetch(ws: Any, sql: str) -> Any:
 
 
 @pytest.mark.unit
-def test_local_engine_scores_in_chunks_exactly_and_audits(mlops_ws: Any, champion: str, features_table: str,
-                                                          people: People) -> None:
+def test_local_engine_scores_in_chunks_exactly_and_audits(
+    mlops_ws: Any, champion: str, features_table: str, people: People
+) -> None:
     import numpy as np
 
     from aiw.mlops.serving import ModelResolver
     from aiw.mlops.serving.batch import score_table
 
     ticks: list[tuple[int, int]] = []
-    result = score_table(mlops_ws, champion, features_table, "batch_scored", people.ds, engine="local",
-                         chunk_rows=700, progress=lambda done, total: ticks.append((done, total)))
+    result = score_table(
+        mlops_ws,
+        champion,
+        features_table,
+        "batch_scored",
+        people.ds,
+        engine="local",
+        chunk_rows=700,
+        progress=lambda done, total: ticks.append((done, total)),
+    )
     assert (result.rows, result.chunks, result.version, result.engine) == (3000, 5, 1, "local")
     assert ticks == [(700, 3000), (1400, 3000), (2100, 3000), (2800, 3000), (3000, 3000)]
     out = _fetch(mlops_ws, "SELECT * FROM batch_scored")
@@ -78,18 +87,17 @@ def test_batch_refusals(mlops_ws: Any, champion: str, features_table: str, peopl
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_ray_engine_gives_identical_results(mlops_ws: Any, champion: str, features_table: str,
-                                            people: People) -> None:
+def test_ray_engine_gives_identical_results(mlops_ws: Any, champion: str, features_table: str, people: People) -> None:
     import ray
 
     from aiw.mlops.serving.batch import RayEngine, score_table
 
     engine = RayEngine(mlops_ws.settings.engine, actors=2)
     try:
-        local = score_table(mlops_ws, champion, features_table, "batch_local", people.ds, engine="local",
-                            chunk_rows=600)
-        remote = score_table(mlops_ws, champion, features_table, "batch_ray", people.ds, engine=engine,
-                             chunk_rows=600)
+        local = score_table(
+            mlops_ws, champion, features_table, "batch_local", people.ds, engine="local", chunk_rows=600
+        )
+        remote = score_table(mlops_ws, champion, features_table, "batch_ray", people.ds, engine=engine, chunk_rows=600)
     finally:
         engine.close()
         if ray.is_initialized():

@@ -14,9 +14,15 @@ pytestmark = pytest.mark.unit
 PAGE = Path(__file__).resolve().parents[2] / "src/aiw/dashboard/pages/3_Models.py"
 
 
-def test_page_lists_models_and_lets_an_approver_approve(mlops_ws: Any, mlops_home: Path, trained: Any,
-                                                        people: People, champion: str, api_keys: dict[str, str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_lists_models_and_lets_an_approver_approve(
+    mlops_ws: Any,
+    mlops_home: Path,
+    trained: Any,
+    people: People,
+    champion: str,
+    api_keys: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from streamlit.testing.v1 import AppTest
 
     from aiw.mlops.registry import PromotionWorkflow

@@ -40,8 +40,9 @@ def test_export_writes_onnx_that_matches_the_original(mlops_ws: Any, champion: s
     assert mlops_ws.audit.records(action="models.export", resource=f"model:{champion}/1")[0].outcome == "success"
 
 
-def test_export_is_refused_when_onnx_differs_beyond_tolerance(mlops_ws: Any, champion: str, people: People,
-                                                              tmp_path: Path) -> None:
+def test_export_is_refused_when_onnx_differs_beyond_tolerance(
+    mlops_ws: Any, champion: str, people: People, tmp_path: Path
+) -> None:
     from aiw.mlops.serving.edge import export_onnx
 
     with pytest.raises(InvalidInputError, match=r"does not match the original on 500 held-out rows"):

@@ -17,8 +17,9 @@ def _audit(ws: Any, action: str, resource: str) -> list[Any]:
     return ws.audit.records(action=action, resource=resource, limit=50)
 
 
-def test_register_records_checksums_lineage_and_who(mlops_ws: Any, trained: Any, people: People,
-                                                     model_name: str) -> None:
+def test_register_records_checksums_lineage_and_who(
+    mlops_ws: Any, trained: Any, people: People, model_name: str
+) -> None:
     from aiw.mlops.registry import ModelRegistry, manifest_digest
 
     reg = ModelRegistry(mlops_ws)
@@ -66,8 +67,9 @@ def test_register_refusals_are_audited(mlops_ws: Any, trained: Any, people: Peop
         reg.get(model_name, 9)
 
 
-def test_tampered_artifact_is_refused_at_load_and_never_served(mlops_home: Path, trained: Any, people: People,
-                                                               model_name: str, tmp_path: Path) -> None:
+def test_tampered_artifact_is_refused_at_load_and_never_served(
+    mlops_home: Path, trained: Any, people: People, model_name: str, tmp_path: Path
+) -> None:
     import shutil
 
     from aiw.mlops.registry import ModelRegistry
@@ -144,8 +146,9 @@ def test_approval_workflow_end_to_end(mlops_ws: Any, trained: Any, people: Peopl
         wf.request(model_name, 1, "production", people.ds)
 
 
-def test_policy_needs_n_distinct_approvals_and_metric_gates(mlops_home: Path, trained: Any, people: People,
-                                                            model_name: str) -> None:
+def test_policy_needs_n_distinct_approvals_and_metric_gates(
+    mlops_home: Path, trained: Any, people: People, model_name: str
+) -> None:
     from aiw.mlops.registry import PromotionWorkflow
 
     strict = make_workspace(mlops_home, policies={model_name: {"approvals": 2, "gates": {"auc": ">=0.5", "f1": ">=0"}}})
@@ -192,8 +195,9 @@ def test_rejection_is_final_and_needs_a_comment(mlops_ws: Any, trained: Any, peo
         wf.request(model_name, 1, "prod", people.ds)
 
 
-def test_rollback_moves_the_alias_back_through_approved_versions(mlops_ws: Any, trained: Any, people: People,
-                                                                 model_name: str) -> None:
+def test_rollback_moves_the_alias_back_through_approved_versions(
+    mlops_ws: Any, trained: Any, people: People, model_name: str
+) -> None:
     from aiw.mlops.registry import ModelRegistry, PromotionWorkflow, add_alias_listener, remove_alias_listener
 
     reg, wf = ModelRegistry(mlops_ws), PromotionWorkflow(mlops_ws)
@@ -226,8 +230,9 @@ def test_rollback_moves_the_alias_back_through_approved_versions(mlops_ws: Any, 
     assert actions.count("models.rollback") == 5  # 2 done, 1 conflict at start, 1 conflict at end, 1 forbidden
 
 
-def test_aliases_moved_outside_this_layer_are_detected(mlops_ws: Any, trained: Any, people: People,
-                                                       model_name: str) -> None:
+def test_aliases_moved_outside_this_layer_are_detected(
+    mlops_ws: Any, trained: Any, people: People, model_name: str
+) -> None:
     from aiw.mlops.registry import ModelRegistry
 
     reg = ModelRegistry(mlops_ws)
@@ -246,9 +251,15 @@ def test_model_card_has_every_section(mlops_ws: Any, champion: str, people: Peop
     assert card.markdown_path and card.markdown_path.exists() and card.html_path and card.html_path.exists()
     assert card.markdown_path.parent == mlops_ws.path("artifacts") / "model-cards" / champion
     md = card.markdown_path.read_text()
-    for section in ("## Intended use", "## Training data", "## Metrics (held-out data)",
-                    "## Per-group metrics and fairness (gender)", "## Limitations", "## Approvals",
-                    "## Lineage and integrity"):
+    for section in (
+        "## Intended use",
+        "## Training data",
+        "## Metrics (held-out data)",
+        "## Per-group metrics and fairness (gender)",
+        "## Limitations",
+        "## Approvals",
+        "## Lineage and integrity",
+    ):
         assert section in md, section
     assert "| F |" in md and "| M |" in md and "Gap in selection_rate between groups" in md
     assert "alex: approved (looks fine)" in md and "@champion" in md

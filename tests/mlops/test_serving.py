@@ -23,15 +23,18 @@ def _schema() -> Any:
     return InputSchema((ColumnSpec("amount", "double"), ColumnSpec("n", "long"), ColumnSpec("region", "string")))
 
 
-@pytest.mark.parametrize("body", [
-    {"dataframe_split": {"columns": ["amount", "n", "region"], "data": [[1.5, 2, "north"], [3, 4, "south"]]}},
-    {"dataframe_split": {"columns": ["region", "n", "amount"], "data": [["north", 2, 1.5], ["south", 4, 3]]}},
-    {"dataframe_records": [{"amount": 1.5, "n": 2, "region": "north"}, {"region": "south", "n": 4, "amount": 3}]},
-    {"instances": [{"amount": 1.5, "n": 2, "region": "north"}, {"amount": 3, "n": 4, "region": "south"}]},
-    {"instances": [[1.5, 2, "north"], [3, 4, "south"]]},
-    {"inputs": {"amount": [1.5, 3], "n": [2, 4], "region": ["north", "south"]}},
-    {"inputs": [{"amount": 1.5, "n": 2, "region": "north"}, {"amount": 3, "n": 4, "region": "south"}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_split": {"columns": ["amount", "n", "region"], "data": [[1.5, 2, "north"], [3, 4, "south"]]}},
+        {"dataframe_split": {"columns": ["region", "n", "amount"], "data": [["north", 2, 1.5], ["south", 4, 3]]}},
+        {"dataframe_records": [{"amount": 1.5, "n": 2, "region": "north"}, {"region": "south", "n": 4, "amount": 3}]},
+        {"instances": [{"amount": 1.5, "n": 2, "region": "north"}, {"amount": 3, "n": 4, "region": "south"}]},
+        {"instances": [[1.5, 2, "north"], [3, 4, "south"]]},
+        {"inputs": {"amount": [1.5, 3], "n": [2, 4], "region": ["north", "south"]}},
+        {"inputs": [{"amount": 1.5, "n": 2, "region": "north"}, {"amount": 3, "n": 4, "region": "south"}]},
+    ],
+)
 def test_every_mlflow_format_gives_the_same_typed_columns(body: dict[str, Any]) -> None:
     import numpy as np
 
@@ -44,24 +47,33 @@ def test_every_mlflow_format_gives_the_same_typed_columns(body: dict[str, Any]) 
     assert batch.columns["region"].tolist() == ["north", "south"]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"dataframe_records": [{"amount": 1.0, "n": 2}]}, "column 'region' (string) is missing"),
-    ({"dataframe_records": [{"amount": 1.0, "n": 2, "region": "x", "colour": "red"}]},
-     "column 'colour' is not an input of this model"),
-    ({"dataframe_records": [{"amount": "1.0", "n": 2, "region": "x"}]},
-     "column 'amount' has the wrong type in row 0: expected a number, got string \"1.0\""),
-    ({"dataframe_records": [{"amount": 1.0, "n": 2, "region": "x"}, {"amount": 1.0, "n": 2.5, "region": "x"}]},
-     "column 'n' has the wrong type in row 1: expected an integer, got number 2.5"),
-    ({"dataframe_records": [{"amount": True, "n": 2, "region": "x"}]}, "expected a number, got boolean true"),
-    ({"dataframe_records": [{"amount": 1.0, "n": 2, "region": None}]}, "column 'region' has the wrong type"),
-    ({"inputs": {"amount": [1.0], "n": [1], "region": [7]}}, "expected a string, got integer 7"),
-    ({"dataframe_split": {"columns": ["amount", "n"], "data": [[1.0, 2]]}}, "column 'region' (string) is missing"),
-    ({"dataframe_records": []}, "holds no rows"),
-    ({"dataframe_records": [{"amount": 1.0, "n": 1, "region": "x"}] * 11}, "at most 10 are scored"),
-    ({"records": []}, "exactly one of the keys"),
-    ({"dataframe_records": [], "inputs": []}, "exactly one of the keys"),
-    ([1, 2], "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"dataframe_records": [{"amount": 1.0, "n": 2}]}, "column 'region' (string) is missing"),
+        (
+            {"dataframe_records": [{"amount": 1.0, "n": 2, "region": "x", "colour": "red"}]},
+            "column 'colour' is not an input of this model",
+        ),
+        (
+            {"dataframe_records": [{"amount": "1.0", "n": 2, "region": "x"}]},
+            "column 'amount' has the wrong type in row 0: expected a number, got string \"1.0\"",
+        ),
+        (
+            {"dataframe_records": [{"amount": 1.0, "n": 2, "region": "x"}, {"amount": 1.0, "n": 2.5, "region": "x"}]},
+            "column 'n' has the wrong type in row 1: expected an integer, got number 2.5",
+        ),
+        ({"dataframe_records": [{"amount": True, "n": 2, "region": "x"}]}, "expected a number, got boolean true"),
+        ({"dataframe_records": [{"amount": 1.0, "n": 2, "region": None}]}, "column 'region' has the wrong type"),
+        ({"inputs": {"amount": [1.0], "n": [1], "region": [7]}}, "expected a string, got integer 7"),
+        ({"dataframe_split": {"columns": ["amount", "n"], "data": [[1.0, 2]]}}, "column 'region' (string) is missing"),
+        ({"dataframe_records": []}, "holds no rows"),
+        ({"dataframe_records": [{"amount": 1.0, "n": 1, "region": "x"}] * 11}, "at most 10 are scored"),
+        ({"records": []}, "exactly one of the keys"),
+        ({"dataframe_records": [], "inputs": []}, "exactly one of the keys"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
 def test_bad_payloads_name_the_column_and_why(body: Any, message: str) -> None:
     from aiw.mlops.serving import parse_payload
 
@@ -91,8 +103,9 @@ def test_onnx_runtime_reproduces_the_model_and_is_chosen(mlops_ws: Any, champion
         assert version == 1 and loaded.runtime == "onnx"
         assert loaded.verification is not None and loaded.verification.passed
         assert loaded.verification.rows == 500 and loaded.verification.max_abs_diff < 1e-4
-        batch = parse_payload({"dataframe_records": [SAMPLE_ROW, {**SAMPLE_ROW, "amount": 90000.0}]},
-                              loaded.schema, max_rows=10)
+        batch = parse_payload(
+            {"dataframe_records": [SAMPLE_ROW, {**SAMPLE_ROW, "amount": 90000.0}]}, loaded.schema, max_rows=10
+        )
         fast, exact = loaded.predictor.predict(batch), loaded.reference.predict(batch)
         assert fast.predictions.tolist() == exact.predictions.tolist()
         assert np.max(np.abs(fast.probabilities - exact.probabilities)) < 1e-4
@@ -117,21 +130,30 @@ def _predict(client: Any, key: str, path: str, body: Any) -> Any:
 
 def test_rest_predict_in_every_address_form(client: Any, api_keys: dict[str, str], champion: str) -> None:
     key = api_keys["data_scientist"]
-    for path in (f"/v1/models/{champion}/predict", f"/v1/models/{champion}@champion/predict",
-                 f"/v1/models/{champion}/predict?alias=champion", f"/v1/models/{champion}/versions/1/predict"):
+    for path in (
+        f"/v1/models/{champion}/predict",
+        f"/v1/models/{champion}@champion/predict",
+        f"/v1/models/{champion}/predict?alias=champion",
+        f"/v1/models/{champion}/versions/1/predict",
+    ):
         r = _predict(client, key, path, {"dataframe_records": [SAMPLE_ROW, SAMPLE_ROW]})
         assert r.status_code == 200, (path, r.text)
         body = r.json()
         assert body["version"] == 1 and body["model"] == champion and body["predictions"] in ([0, 0], [1, 1])
         assert body["classes"] == [0, 1] and len(body["probabilities"]) == 2
         assert abs(sum(body["probabilities"][0]) - 1) < 1e-5
-    r = _predict(client, api_keys["approver"], f"/v1/models/{champion}/predict",
-                 {"dataframe_split": {"columns": list(SAMPLE_ROW), "data": [list(SAMPLE_ROW.values())]}})
+    r = _predict(
+        client,
+        api_keys["approver"],
+        f"/v1/models/{champion}/predict",
+        {"dataframe_split": {"columns": list(SAMPLE_ROW), "data": [list(SAMPLE_ROW.values())]}},
+    )
     assert r.status_code == 200 and r.json()["alias"] == "champion"
 
 
-def test_rest_refusals_are_clear_and_audited(client: Any, api_keys: dict[str, str], champion: str,
-                                             mlops_ws: Any) -> None:
+def test_rest_refusals_are_clear_and_audited(
+    client: Any, api_keys: dict[str, str], champion: str, mlops_ws: Any
+) -> None:
     key = api_keys["data_scientist"]
     bad = {**SAMPLE_ROW, "credit_score": "excellent"}
     r = _predict(client, key, f"/v1/models/{champion}/predict", {"dataframe_records": [bad]})
@@ -252,8 +274,9 @@ def test_drift_monitoring_reads_what_the_server_served(mlops_home: Path, champio
         assert verdicts["amount"].drifted, verdicts["amount"]
 
 
-def test_alias_move_is_served_without_restart_or_failed_requests(mlops_home: Path, trained: Any, people: People,
-                                                                 model_name: str) -> None:
+def test_alias_move_is_served_without_restart_or_failed_requests(
+    mlops_home: Path, trained: Any, people: People, model_name: str
+) -> None:
     """Clients hammer the champion while it moves from v1 to v2: no request fails, v2 takes over."""
     from fastapi.testclient import TestClient
 
@@ -296,4 +319,4 @@ def test_alias_move_is_served_without_restart_or_failed_requests(mlops_home: Pat
             t.join()
     assert not failures, failures[:3]
     assert seen[0] == 1 and seen[-1] == 2
-    assert seen.index(2) > 0 and all(v == 2 for v in seen[seen.index(2):])  # never back to 1 once moved
+    assert seen.index(2) > 0 and all(v == 2 for v in seen[seen.index(2) :])  # never back to 1 once moved

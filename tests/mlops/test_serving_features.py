@@ -28,8 +28,9 @@ MISSING = [999_999_001, 999_999_002]
 class Env:
     """What the module fixture built."""
 
-    def __init__(self, ws: Any, base: str, key: str, model: str, faulty: str, columns: list[str],
-                 claim_ids: list[int]) -> None:
+    def __init__(
+        self, ws: Any, base: str, key: str, model: str, faulty: str, columns: list[str], claim_ids: list[int]
+    ) -> None:
         self.ws, self.base, self.key, self.model, self.faulty = ws, base, key, model, faulty
         self.columns, self.claim_ids = columns, claim_ids
 
@@ -77,13 +78,16 @@ def env(tmp_path_factory: pytest.TempPathFactory, people: People) -> Iterator[En
     pipeline = skops.io.load(folder / flavor["pickled_model"], trusted=list(trained.logged.trusted_types))
     frame, _, _ = load_claim_features(ws)
     columns = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
-    faulty_logged = log_faulty_model(ws, pipeline, frame[columns].head(600), frame[LABEL].head(600),
-                                     name="fraud-faulty", failure_rate=0.1)
+    faulty_logged = log_faulty_model(
+        ws, pipeline, frame[columns].head(600), frame[LABEL].head(600), name="fraud-faulty", failure_rate=0.1
+    )
     registry.register(faulty_logged, "fraud-faulty", people.ds)
 
     with warehouse(ws) as conn:
-        ids = [int(r[0]) for r in conn.execute("SELECT claim_id FROM marts.claim_features ORDER BY claim_id LIMIT 5")
-               .fetchall()]
+        ids = [
+            int(r[0])
+            for r in conn.execute("SELECT claim_id FROM marts.claim_features ORDER BY claim_id LIMIT 5").fetchall()
+        ]
     _, key = ws.keys.create("online-ds", "data_scientist", actor="tests")
     with ApiServerThread(ws.settings) as base:
         yield Env(ws, base, key, model, "fraud-faulty", columns, ids)
@@ -95,10 +99,13 @@ def _mart_records(env: Env, ids: list[int]) -> list[dict[str, Any]]:
 
     cols = ", ".join(env.columns)
     with warehouse(env.ws) as conn:
-        frame = conn.execute(f"SELECT claim_id, {cols} FROM marts.claim_features WHERE claim_id IN "
-                             f"({', '.join(map(str, ids))})").df()
-    by_id = {int(r["claim_id"]): {c: r[c].item() if hasattr(r[c], "item") else r[c] for c in env.columns}
-             for _, r in frame.iterrows()}
+        frame = conn.execute(
+            f"SELECT claim_id, {cols} FROM marts.claim_features WHERE claim_id IN ({', '.join(map(str, ids))})"
+        ).df()
+    by_id = {
+        int(r["claim_id"]): {c: r[c].item() if hasattr(r[c], "item") else r[c] for c in env.columns}
+        for _, r in frame.iterrows()
+    }
     return [by_id[i] for i in ids]
 
 
@@ -112,8 +119,11 @@ def test_predict_by_entity_keys_reads_the_online_store(env: Env) -> None:
     direct = env.post(f"/v1/models/{env.model}/predict", {"dataframe_records": _mart_records(env, ids)})
     assert direct.status_code == 200, direct.text
     assert "features" not in direct.json()  # the ordinary path says nothing about a feature store
-    for path in (f"/v1/models/{env.model}/predict", f"/v1/models/{env.model}@champion/predict",
-                 f"/v1/models/{env.model}/versions/1/predict"):
+    for path in (
+        f"/v1/models/{env.model}/predict",
+        f"/v1/models/{env.model}@champion/predict",
+        f"/v1/models/{env.model}/versions/1/predict",
+    ):
         r = env.post(path, {"entities": {"claim_id": ids}})
         assert r.status_code == 200, r.text
         body = r.json()
@@ -123,8 +133,10 @@ def test_predict_by_entity_keys_reads_the_online_store(env: Env) -> None:
         assert source["source"] == "online_store" and source["online_store"] == "sqlite"
         assert source["refs"] == [f"claim_features:{c}" for c in env.columns]
     # a feature service, or the features named one by one, give the same answer
-    by_service = env.post(f"/v1/models/{env.model}/predict",
-                          {"entities": {"claim_id": ids, "customer_id": [1, 1, 1]}, "feature_service": "claims_fraud"})
+    by_service = env.post(
+        f"/v1/models/{env.model}/predict",
+        {"entities": {"claim_id": ids, "customer_id": [1, 1, 1]}, "feature_service": "claims_fraud"},
+    )
     assert by_service.status_code == 200, by_service.text
     assert _probs(by_service) == pytest.approx(_probs(direct))
     named = [f"claim_features:{c}" for c in env.columns]
@@ -147,32 +159,52 @@ def test_keys_missing_from_the_online_store_are_named(env: Env) -> None:
     assert any(str(MISSING[0]) in json.dumps(d.details) for d in denied)
 
 
-@pytest.mark.parametrize(("body", "status", "needles"), [
-    ({"entities": {"policy_id": [1]}}, 422, ["'policy_id'", "claim_id, customer_id"]),
-    ({"entities": {"claim_id": ["17"]}}, 422, ["entities['claim_id'][0] must be an integer key"]),
-    ({"entities": {"claim_id": [True]}}, 422, ["must be an integer key"]),
-    ({"entities": {"claim_id": [1, 2], "customer_id": [1]}}, 422, ["one value per row", "claim_id: 2"]),
-    ({"entities": {"claim_id": 17}}, 422, ["entities['claim_id'] must be a list"]),
-    ({"entities": {}}, 422, ["'entities' must be an object"]),
-    ({"entities": {"claim_id": []}}, 422, ["holds no rows"]),
-    ({"entities": {"claim_id": [1]}, "extra": 1}, 422, ["unknown keys: extra"]),
-    ({"entities": {"claim_id": [1]}, "features": ["claim_features:amount"], "feature_service": "claims_fraud"},
-     422, ["either 'features' or 'feature_service'"]),
-    ({"entities": {"claim_id": [1]}, "feature_service": "nope"}, 422, ["Unknown feature service 'nope'"]),
-    ({"entities": {"claim_id": [1]}, "features": ["claim_features:nope"]}, 422,
-     ["Unknown online feature 'claim_features:nope'"]),
-    # the label view is offline: the sensitive attribute can never be served
-    ({"entities": {"claim_id": [1]}, "features": ["claim_labels:gender"]}, 422,
-     ["Unknown online feature 'claim_labels:gender'"]),
-    ({"entities": {"claim_id": [1]}, "features": ["claim_features:amount"]}, 422,
-     ["No online feature feeds the model's input columns", "among the named features"]),
-    ({"entities": {"customer_id": [1]}}, 422,
-     ["No online feature feeds", "looked up by customer_id", "add claim_id to 'entities'"]),
-    ({"entities": {"claim_id": [1], "customer_id": [1]}}, 422, ["is a feature of several views",
-                                                                "customer_features:"]),
-])
-def test_bad_entity_requests_say_what_and_how(env: Env, body: dict[str, Any], status: int,
-                                              needles: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "needles"),
+    [
+        ({"entities": {"policy_id": [1]}}, 422, ["'policy_id'", "claim_id, customer_id"]),
+        ({"entities": {"claim_id": ["17"]}}, 422, ["entities['claim_id'][0] must be an integer key"]),
+        ({"entities": {"claim_id": [True]}}, 422, ["must be an integer key"]),
+        ({"entities": {"claim_id": [1, 2], "customer_id": [1]}}, 422, ["one value per row", "claim_id: 2"]),
+        ({"entities": {"claim_id": 17}}, 422, ["entities['claim_id'] must be a list"]),
+        ({"entities": {}}, 422, ["'entities' must be an object"]),
+        ({"entities": {"claim_id": []}}, 422, ["holds no rows"]),
+        ({"entities": {"claim_id": [1]}, "extra": 1}, 422, ["unknown keys: extra"]),
+        (
+            {"entities": {"claim_id": [1]}, "features": ["claim_features:amount"], "feature_service": "claims_fraud"},
+            422,
+            ["either 'features' or 'feature_service'"],
+        ),
+        ({"entities": {"claim_id": [1]}, "feature_service": "nope"}, 422, ["Unknown feature service 'nope'"]),
+        (
+            {"entities": {"claim_id": [1]}, "features": ["claim_features:nope"]},
+            422,
+            ["Unknown online feature 'claim_features:nope'"],
+        ),
+        # the label view is offline: the sensitive attribute can never be served
+        (
+            {"entities": {"claim_id": [1]}, "features": ["claim_labels:gender"]},
+            422,
+            ["Unknown online feature 'claim_labels:gender'"],
+        ),
+        (
+            {"entities": {"claim_id": [1]}, "features": ["claim_features:amount"]},
+            422,
+            ["No online feature feeds the model's input columns", "among the named features"],
+        ),
+        (
+            {"entities": {"customer_id": [1]}},
+            422,
+            ["No online feature feeds", "looked up by customer_id", "add claim_id to 'entities'"],
+        ),
+        (
+            {"entities": {"claim_id": [1], "customer_id": [1]}},
+            422,
+            ["is a feature of several views", "customer_features:"],
+        ),
+    ],
+)
+def test_bad_entity_requests_say_what_and_how(env: Env, body: dict[str, Any], status: int, needles: list[str]) -> None:
     r = env.post(f"/v1/models/{env.model}/predict", body)
     assert r.status_code == status, r.text
     error = r.json()["error"]
@@ -182,13 +214,15 @@ def test_bad_entity_requests_say_what_and_how(env: Env, body: dict[str, Any], st
 
 
 def test_the_ordinary_path_never_imports_feast() -> None:
-    code = ("import sys, json\n"
-            "from aiw.mlops.serving.inputs import InputSchema, parse_request\n"
-            "from aiw.mlops.registry.versions import ColumnSpec\n"
-            "import aiw.mlops.serving.server, aiw.api.routes.models, aiw.features\n"
-            "s = InputSchema((ColumnSpec('amount', 'double'),))\n"
-            "parse_request(json.dumps({'dataframe_records': [{'amount': 1.0}]}), s, max_rows=5)\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'feast')))\n")
+    code = (
+        "import sys, json\n"
+        "from aiw.mlops.serving.inputs import InputSchema, parse_request\n"
+        "from aiw.mlops.registry.versions import ColumnSpec\n"
+        "import aiw.mlops.serving.server, aiw.api.routes.models, aiw.features\n"
+        "s = InputSchema((ColumnSpec('amount', 'double'),))\n"
+        "parse_request(json.dumps({'dataframe_records': [{'amount': 1.0}]}), s, max_rows=5)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'feast')))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 

@@ -105,8 +105,9 @@ def _records(start: int, n: int) -> list[dict[str, Any]]:
     return [{"id": f"c-{i}", **SAMPLE_ROW, "amount": 100.0 + 37 * i} for i in range(start, start + n)]
 
 
-def test_scores_at_least_once_and_a_kill_mid_stream_loses_nothing(mlops_ws: Any, mlops_home: Path, champion: str,
-                                                                  people: People, subjects: tuple[str, str]) -> None:
+def test_scores_at_least_once_and_a_kill_mid_stream_loses_nothing(
+    mlops_ws: Any, mlops_home: Path, champion: str, people: People, subjects: tuple[str, str]
+) -> None:
     from aiw.mlops.serving import ModelResolver, parse_payload
     from aiw.mlops.serving.stream import StreamScorer
 
@@ -114,11 +115,30 @@ def test_scores_at_least_once_and_a_kill_mid_stream_loses_nothing(mlops_ws: Any,
     try:
         asyncio.run(_publish(sub_in, _records(0, 150)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIW_")}
-        env.update(AIW_HOME=str(mlops_home), AIW_ACTOR="stream-runner", AIW_ROLE="data_scientist",
-                   AIW_ENGINE__NATS_URL=NATS)
-        proc = subprocess.Popen([sys.executable, "-c", "from aiw.cli import main; main()", "models", "stream",
-                                 champion, "--in", sub_in, "--out", sub_out, "--batch", "3", "--ack-wait", "2"],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env.update(
+            AIW_HOME=str(mlops_home), AIW_ACTOR="stream-runner", AIW_ROLE="data_scientist", AIW_ENGINE__NATS_URL=NATS
+        )
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from aiw.cli import main; main()",
+                "models",
+                "stream",
+                champion,
+                "--in",
+                sub_in,
+                "--out",
+                sub_out,
+                "--batch",
+                "3",
+                "--ack-wait",
+                "2",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and asyncio.run(_count(sub_out)) < 5:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
@@ -147,16 +167,18 @@ def test_scores_at_least_once_and_a_kill_mid_stream_loses_nothing(mlops_ws: Any,
     with ModelResolver(mlops_ws) as resolver:
         loaded, _ = resolver.resolve(champion)
         rec = _records(42, 1)[0]
-        batch = parse_payload({"dataframe_records": [{k: v for k, v in rec.items() if k != "id"}]}, loaded.schema,
-                              max_rows=1)
+        batch = parse_payload(
+            {"dataframe_records": [{k: v for k, v in rec.items() if k != "id"}]}, loaded.schema, max_rows=1
+        )
         expected = loaded.predictor.predict(batch)
     assert by_id["c-42"]["prediction"] == expected.predictions.tolist()[0]
     assert by_id["c-42"]["score"] == pytest.approx(float(expected.score[0]), abs=1e-6)
     assert by_id["c-42"]["version"] == 1 and by_id["c-42"]["model"] == champion
 
 
-def test_bad_records_get_error_results_and_subjects_are_checked(mlops_ws: Any, champion: str, people: People,
-                                                                subjects: tuple[str, str]) -> None:
+def test_bad_records_get_error_results_and_subjects_are_checked(
+    mlops_ws: Any, champion: str, people: People, subjects: tuple[str, str]
+) -> None:
     from aiw.errors import InvalidInputError, PolicyViolation
     from aiw.mlops.serving.stream import StreamScorer
 
@@ -167,9 +189,12 @@ def test_bad_records_get_error_results_and_subjects_are_checked(mlops_ws: Any, c
         StreamScorer(mlops_ws, champion, sub_in, sub_in, people.ds)
     with pytest.raises(PolicyViolation):
         StreamScorer(mlops_ws, champion, sub_in, sub_out, people.viewer)
-    bad = [{"id": "m1", **{k: v for k, v in SAMPLE_ROW.items() if k != "region"}},
-           {"id": "m2", **SAMPLE_ROW, "amount": "lots"}, {"id": "m3", **SAMPLE_ROW, "colour": "red"},
-           {"id": "ok", **SAMPLE_ROW}]
+    bad = [
+        {"id": "m1", **{k: v for k, v in SAMPLE_ROW.items() if k != "region"}},
+        {"id": "m2", **SAMPLE_ROW, "amount": "lots"},
+        {"id": "m3", **SAMPLE_ROW, "colour": "red"},
+        {"id": "ok", **SAMPLE_ROW},
+    ]
     try:
         asyncio.run(_publish(sub_in, bad))
         scorer = StreamScorer(mlops_ws, champion, sub_in, sub_out, people.ds, batch=10, ack_wait_s=2)
@@ -188,7 +213,8 @@ def test_bad_records_get_error_results_and_subjects_are_checked(mlops_ws: Any, c
 
 
 def test_a_record_the_model_fails_on_is_answered_with_an_error_and_the_rest_scored(
-        mlops_ws: Any, trained: Any, people: People, subjects: tuple[str, str]) -> None:
+    mlops_ws: Any, trained: Any, people: People, subjects: tuple[str, str]
+) -> None:
     """A model that raises on one record must neither stop the stream nor take the batch down."""
     import pandas as pd
     import skops.io
@@ -205,19 +231,20 @@ def test_a_record_the_model_fails_on_is_answered_with_an_error_and_the_rest_scor
     pipeline = skops.io.load(folder / flavor["pickled_model"], trusted=list(trained.logged.trusted_types))
     frame, _, _ = load_claim_features(mlops_ws)
     columns = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
-    logged = log_faulty_model(mlops_ws, pipeline, frame[columns].head(600), frame[LABEL].head(600),
-                              name="stream-faulty", failure_rate=0.2)
+    logged = log_faulty_model(
+        mlops_ws, pipeline, frame[columns].head(600), frame[LABEL].head(600), name="stream-faulty", failure_rate=0.2
+    )
     version = ModelRegistry(mlops_ws).register(logged, "stream-faulty", people.ds).version
     probe = FaultyClassifier(failure_rate=0.2)
     records = _records(0, 40)
-    failing = {r["id"] for r in records
-               if probe.failing(pd.DataFrame([{k: v for k, v in r.items() if k != "id"}]))[0]}
+    failing = {r["id"] for r in records if probe.failing(pd.DataFrame([{k: v for k, v in r.items() if k != "id"}]))[0]}
     assert 0 < len(failing) < len(records)
     sub_in, sub_out = subjects
     try:
         asyncio.run(_publish(sub_in, records))
-        scorer = StreamScorer(mlops_ws, "stream-faulty", sub_in, sub_out, people.ds, ref=version, batch=50,
-                              ack_wait_s=5)
+        scorer = StreamScorer(
+            mlops_ws, "stream-faulty", sub_in, sub_out, people.ds, ref=version, batch=50, ack_wait_s=5
+        )
         try:
             stats = asyncio.run(scorer.run(max_messages=len(records), idle_timeout_s=10))
         finally:

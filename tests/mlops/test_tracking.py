@@ -56,18 +56,24 @@ def test_signature_from_distinct_values_equals_mlflows_on_every_row() -> None:
     rng = np.random.default_rng(0)
     n = 400
     dates = pd.Series(pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 100, n), unit="D"))
-    frame = pd.DataFrame({
-        "f": rng.normal(size=n), "f_nan": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
-        "f32": rng.normal(size=n).astype("float32"), "i": rng.integers(0, 9, n), "b": rng.random(n) < 0.5,
-        "s": rng.choice(["a", "b", "c"], n).astype(object),
-        "s_none": pd.Series(rng.choice(["a", "b", None], n), dtype=object),
-        "s_nan": pd.Series([np.nan if i % 7 == 0 else "x" for i in range(n)], dtype=object),
-        "cat": pd.Categorical(rng.choice(["u", "v"], n)),
-        "cat_nan": pd.Categorical(np.where(rng.random(n) < 0.2, None, rng.choice(["u", "v"], n))),
-        "Int": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 5, n)), dtype="Int64"),
-        "dt": dates, "dt_nat": dates.where(rng.random(n) > 0.1),
-        "string": pd.array(np.where(rng.random(n) < 0.1, None, rng.choice(["p", "q"], n)), dtype="string"),
-    })
+    frame = pd.DataFrame(
+        {
+            "f": rng.normal(size=n),
+            "f_nan": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+            "f32": rng.normal(size=n).astype("float32"),
+            "i": rng.integers(0, 9, n),
+            "b": rng.random(n) < 0.5,
+            "s": rng.choice(["a", "b", "c"], n).astype(object),
+            "s_none": pd.Series(rng.choice(["a", "b", None], n), dtype=object),
+            "s_nan": pd.Series([np.nan if i % 7 == 0 else "x" for i in range(n)], dtype=object),
+            "cat": pd.Categorical(rng.choice(["u", "v"], n)),
+            "cat_nan": pd.Categorical(np.where(rng.random(n) < 0.2, None, rng.choice(["u", "v"], n))),
+            "Int": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 5, n)), dtype="Int64"),
+            "dt": dates,
+            "dt_nat": dates.where(rng.random(n) > 0.1),
+            "string": pd.array(np.where(rng.random(n) < 0.1, None, rng.choice(["p", "q"], n)), dtype="string"),
+        }
+    )
     mixed = pd.DataFrame({"m": pd.Series([1, 1.0, True, "x"] * 10, dtype=object)})  # equal values, four types
     lists = pd.DataFrame({"l": pd.Series([[1, 2], [3]] * 10, dtype=object)})  # unhashable: every row is used
     y = rng.integers(0, 2, n)
@@ -91,7 +97,8 @@ def test_logged_model_has_signature_example_evaluation_and_exact_trusted_types(t
     assert SENSITIVE_ATTRIBUTE not in {c["name"] for c in inputs}
     assert mlmodel["flavors"]["sklearn"]["serialization_format"] == "skops"
     assert mlmodel["flavors"]["sklearn"]["skops_trusted_types"] == [
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+    ]
     assert mlmodel["saved_input_example_info"]["artifact_path"] == "input_example.json"
     evaluation = json.loads((folder / "extra_files/evaluation.json").read_text())
     assert set(evaluation["fairness"]["groups"]) == {"F", "M"}
@@ -132,8 +139,7 @@ def test_users_log_their_own_model_through_the_same_api(mlops_ws: Any) -> None:
     y = (X.x1 + X.x2 > 0).astype(int)
     model = LogisticRegression().fit(X, y)
     assert trusted_types_of(model) == []  # plain sklearn: nothing beyond skops' defaults
-    logged = log_model(mlops_ws, model, "user-logreg", X, y_sample=y.tolist(), metrics={"acc": 1.0},
-                       params={"C": 1.0})
+    logged = log_model(mlops_ws, model, "user-logreg", X, y_sample=y.tolist(), metrics={"acc": 1.0}, params={"C": 1.0})
     assert logged.model_uri.startswith("models:/m-") and logged.trusted_types == ()
     assert logged.metrics == {"acc": 1.0}
 

@@ -222,8 +222,18 @@ def test_labels_arrive_by_file_cli_and_api(workspace, tmp_path, monkeypatch) -> 
     from aiw.errors import NotFoundError
     from aiw.settings import load_settings
 
-    served = [{"model": "m", "version": "1", "request_id": f"q{i}", "features": {"x": float(i)},
-               "prediction": i % 2, "score": 0.9 if i % 2 else 0.1, "ts": NOW - timedelta(minutes=1)} for i in range(6)]
+    served = [
+        {
+            "model": "m",
+            "version": "1",
+            "request_id": f"q{i}",
+            "features": {"x": float(i)},
+            "prediction": i % 2,
+            "score": 0.9 if i % 2 else 0.1,
+            "ts": NOW - timedelta(minutes=1),
+        }
+        for i in range(6)
+    ]
     traffic.record_predictions(workspace.db, served)
     csv_file = tmp_path / "labels.csv"
     csv_file.write_text("request_id,label\nq0,0\nq1,0\nq9,1\n", encoding="utf-8")
@@ -254,8 +264,9 @@ def test_labels_arrive_by_file_cli_and_api(workspace, tmp_path, monkeypatch) -> 
         assert resp.json() == {"model": "m", "given": 4, "attached": 4, "unknown": 0}
         denied = client.post("/v1/monitor/labels", json=body, headers={"Authorization": f"Bearer {viewer}"})
         assert denied.status_code == 403
-        empty = client.post("/v1/monitor/labels", json={"model": "m", "labels": {}},
-                            headers={"Authorization": f"Bearer {key}"})
+        empty = client.post(
+            "/v1/monitor/labels", json={"model": "m", "labels": {}}, headers={"Authorization": f"Bearer {key}"}
+        )
         assert empty.status_code == 422
     load_settings.cache_clear()
     window = traffic.Window(NOW - timedelta(hours=1), NOW)

@@ -57,9 +57,13 @@ def test_shape_dtype_and_unit_norm(embedder: SentenceEmbedder) -> None:
 
 
 def test_similar_sentences_are_closer_than_unrelated(embedder: SentenceEmbedder) -> None:
-    a, b, c = embedder.embed(["Water damage in the kitchen after a pipe burst.",
-                              "A burst pipe flooded the kitchen.",
-                              "The quarterly revenue grew by ten percent."])
+    a, b, c = embedder.embed(
+        [
+            "Water damage in the kitchen after a pipe burst.",
+            "A burst pipe flooded the kitchen.",
+            "The quarterly revenue grew by ten percent.",
+        ]
+    )
     assert float(a @ b) > float(a @ c) + 0.3
 
 

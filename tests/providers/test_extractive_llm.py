@@ -24,7 +24,11 @@ def test_sentences_are_split_without_breaking_abbreviations() -> None:
     assert len(sentences) == 7
     assert sentences[1] == "The adjuster, Dr. Smith, inspected the kitchen."
     assert split_sentences("- first item\n- second item\n\n# Title\nBody text.") == [
-        "- first item", "- second item", "# Title", "Body text."]
+        "- first item",
+        "- second item",
+        "# Title",
+        "Body text.",
+    ]
     assert split_sentences("") == []
 
 
@@ -44,7 +48,8 @@ def test_summary_keeps_central_sentences_in_order() -> None:
 def test_best_sentences_rank_by_the_question() -> None:
     llm = ExtractiveLLM()
     assert llm.best_sentences(NOTE, "When was the payment approved?", k=1) == [
-        "Payment of the kitchen water damage was approved on 10 May."]
+        "Payment of the kitchen water damage was approved on 10 May."
+    ]
     assert llm.best_sentences(NOTE, "how much was the estimate?", k=1)[0].endswith("estimated at 4,000 EUR.")
     assert len(llm.best_sentences(NOTE, "payment", k=10)) == 7
     assert llm.best_sentences("", "anything", k=2) == []

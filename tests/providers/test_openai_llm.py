@@ -24,8 +24,15 @@ USER = [{"role": "user", "content": "hi"}]
 
 
 def make(base_url: str, **overrides: object) -> OpenAICompatibleLLM:
-    values: dict[str, object] = {"adapter": "openai", "base_url": base_url, "api_key": SecretStr(KEY),
-                                 "model": "fake-model", "backoff_s": 0.01, "backoff_max_s": 0.5, "timeout_s": 5.0}
+    values: dict[str, object] = {
+        "adapter": "openai",
+        "base_url": base_url,
+        "api_key": SecretStr(KEY),
+        "model": "fake-model",
+        "backoff_s": 0.01,
+        "backoff_max_s": 0.5,
+        "timeout_s": 5.0,
+    }
     values.update(overrides)
     return OpenAICompatibleLLM(LLMSettings(**values))
 
@@ -45,8 +52,10 @@ def test_chat_sends_the_model_parameters_and_bearer_key() -> None:
         assert llm.generative is True
 
 
-@pytest.mark.parametrize("failure", [Reply(status=429, headers={"Retry-After": "0"}), Reply(status=500),
-                                     Reply(status=503), Reply(status=502)])
+@pytest.mark.parametrize(
+    "failure",
+    [Reply(status=429, headers={"Retry-After": "0"}), Reply(status=500), Reply(status=503), Reply(status=502)],
+)
 def test_transient_failures_are_retried(failure: Reply) -> None:
     with serve_openai(scripted(failure)) as url:
         assert make(url).chat(USER) == "echo: hi"
@@ -78,8 +87,7 @@ def test_timeout_is_a_transient_error_naming_the_limit() -> None:
         assert url.server.request_count == 2
 
 
-def test_unauthorised_is_permanent_names_the_setting_and_never_shows_the_key(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_unauthorised_is_permanent_names_the_setting_and_never_shows_the_key(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     leaky = Reply(status=401, error_message=f"Incorrect API key provided: {KEY}")
     with serve_openai(lambda request: leaky) as url:
@@ -109,8 +117,10 @@ def test_other_client_errors_are_permanent_and_not_retried() -> None:
         with pytest.raises(PermanentBackendError, match="context too long"):
             make(url).chat(USER)
         assert url.server.request_count == 1
-    with serve_openai(lambda request: Reply(raw_body=b"not json")) as url, \
-            pytest.raises(PermanentBackendError, match="invalid JSON"):
+    with (
+        serve_openai(lambda request: Reply(raw_body=b"not json")) as url,
+        pytest.raises(PermanentBackendError, match="invalid JSON"),
+    ):
         make(url).chat(USER)
 
 

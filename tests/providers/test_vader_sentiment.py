@@ -53,15 +53,36 @@ def test_identical_to_vader_on_generated_tricky_sentences(reference) -> None:
     assert mismatches == []
 
 
-@pytest.mark.parametrize("text", [
-    "", "   ", "!!!", "GOOD", "good", "not good", "Not bad at all", "The book was only kind of good.",
-    "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!", "At least it isn't a horrible book.",
-    "Today only kinda sux! But I'll get by, lol", "Catch utf-8 emoji such as 💘 and 💋 and 😁",
-    "no good or bad", "this is the shit", "the movie was to die for", "yeah right, great service",
-    "It was good but the ending was bad but fine", "good good good but bad bad", "never so happy",
-    "without a doubt excellent", "Roger Dodger is one of the least compelling variations on this theme.",
-    "kiss of death for a great idea", "love???", "love??????", "hate!!!!!!!!",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "!!!",
+        "GOOD",
+        "good",
+        "not good",
+        "Not bad at all",
+        "The book was only kind of good.",
+        "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!",
+        "At least it isn't a horrible book.",
+        "Today only kinda sux! But I'll get by, lol",
+        "Catch utf-8 emoji such as 💘 and 💋 and 😁",
+        "no good or bad",
+        "this is the shit",
+        "the movie was to die for",
+        "yeah right, great service",
+        "It was good but the ending was bad but fine",
+        "good good good but bad bad",
+        "never so happy",
+        "without a doubt excellent",
+        "Roger Dodger is one of the least compelling variations on this theme.",
+        "kiss of death for a great idea",
+        "love???",
+        "love??????",
+        "hate!!!!!!!!",
+    ],
+)
 def test_identical_on_vader_examples(reference, text: str) -> None:
     assert _vader_fast.compound(text) == reference(text)
 
@@ -100,8 +121,9 @@ def test_bad_inputs_are_refused_clearly() -> None:
         VaderSentiment(workers=0)
 
 
-def test_a_broken_pool_falls_back_to_this_process(monkeypatch: pytest.MonkeyPatch,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_pool_falls_back_to_this_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import os
     from concurrent.futures.process import BrokenProcessPool
 
@@ -141,7 +163,7 @@ def test_threaded_batches_from_several_threads_equal_serial(reference) -> None:
     from aiw.providers import sentiment
 
     texts = tricky_sentences(4_000, seed=13)
-    batches = [[*texts[i:i + 500], None] for i in range(0, len(texts), 500)]
+    batches = [[*texts[i : i + 500], None] for i in range(0, len(texts), 500)]
     serial = [VaderSentiment(workers=1).scores(b) for b in batches]
     scorer = VaderSentiment(workers=2, offload_min=100)
     first = [scorer.scores(b) for b in batches[:2]]  # starts the pool in the background; scored here meanwhile
@@ -160,8 +182,9 @@ def test_threaded_entry_point_keeps_order_duplicates_and_none() -> None:
     assert sentiment_scores([], threaded=True).shape == (0,)
 
 
-def test_a_broken_pool_in_the_threaded_path_falls_back(monkeypatch: pytest.MonkeyPatch,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_pool_in_the_threaded_path_falls_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import os
     from concurrent.futures.process import BrokenProcessPool
 

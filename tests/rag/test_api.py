@@ -31,8 +31,10 @@ def server(workspace, corpus_dir: Path, embedder) -> Iterator[tuple[str, dict[st
     from aiw.rag.service import RagService
 
     shutil.copytree(corpus_dir, workspace.documents_dir, dirs_exist_ok=True)
-    keys = {role: workspace.keys.create(f"{role}-key", role, actor="test")[1]
-            for role in ("viewer", "analyst", "data_scientist")}
+    keys = {
+        role: workspace.keys.create(f"{role}-key", role, actor="test")[1]
+        for role in ("viewer", "analyst", "data_scientist")
+    }
     app = create_app(workspace.settings)
     app.state.rag_service = RagService(workspace, workspace.settings, embedder=embedder)
     port = _free_port()
@@ -86,8 +88,9 @@ def test_ingest_query_and_stream(server) -> None:  # type: ignore[no-untyped-def
     as_ds = httpx.post(f"{base}/v1/rag/query", json=fraud, headers=_auth(keys["data_scientist"]), timeout=60).json()
     assert as_ds["retrieved"][0]["source"].endswith("fraud.md")
 
-    with httpx.stream("POST", f"{base}/v1/rag/query", json={**query, "stream": True},
-                      headers=_auth(keys["viewer"]), timeout=60) as response:
+    with httpx.stream(
+        "POST", f"{base}/v1/rag/query", json={**query, "stream": True}, headers=_auth(keys["viewer"]), timeout=60
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = _events(response.read().decode())
     kinds = [k for k, _ in events]
@@ -95,8 +98,9 @@ def test_ingest_query_and_stream(server) -> None:  # type: ignore[no-untyped-def
     streamed = "".join(d["text"] for k, d in events if k == "delta")
     assert streamed == events[-2][1]["answer"] == answer["answer"]
 
-    missing = httpx.post(f"{base}/v1/rag/query", json={**query, "collection": "nothing-here"},
-                         headers=_auth(keys["viewer"]))
+    missing = httpx.post(
+        f"{base}/v1/rag/query", json={**query, "collection": "nothing-here"}, headers=_auth(keys["viewer"])
+    )
     assert missing.status_code == 404
 
 
@@ -107,16 +111,21 @@ def test_openai_client_works_unchanged(server) -> None:  # type: ignore[no-untyp
     httpx.post(f"{base}/v1/rag/ingest", json={"paths": ["."]}, headers=_auth(keys["data_scientist"]), timeout=120)
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=keys["viewer"], max_retries=0)
     reply = client.chat.completions.create(
-        model="policies", messages=[{"role": "user", "content": "How much do I pay for a windscreen replacement?"}])
+        model="policies", messages=[{"role": "user", "content": "How much do I pay for a windscreen replacement?"}]
+    )
     content = reply.choices[0].message.content or ""
     assert "€100 glass deductible" in content and "Sources:" in content and "auto.md" in content
     assert reply.choices[0].finish_reason == "stop" and reply.model == "policies"
 
     stream = client.chat.completions.create(
-        model="default", stream=True,
-        messages=[{"role": "user", "content": "Tell me about the courtesy car"},
-                  {"role": "assistant", "content": "Comprehensive customers get one [1]."},
-                  {"role": "user", "content": "For how many days?"}])
+        model="default",
+        stream=True,
+        messages=[
+            {"role": "user", "content": "Tell me about the courtesy car"},
+            {"role": "assistant", "content": "Comprehensive customers get one [1]."},
+            {"role": "user", "content": "For how many days?"},
+        ],
+    )
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     text = "".join(pieces)
     assert "14 days" in text and "Sources:" in text and len(pieces) >= 2

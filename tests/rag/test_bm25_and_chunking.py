@@ -51,12 +51,16 @@ def test_bm25_parameters_and_state_are_checked() -> None:
 def test_sections_follow_heading_levels_and_skip_code_fences() -> None:
     text = "intro line\n# Policy\n## Cover\ncover text\n```\n# not a heading\n```\n## Exclusions\nnone\n# Annex\nend"
     got = [(s.path, s.text.splitlines()[0]) for s in sections(text)]
-    assert got == [((), "intro line"), (("Policy", "Cover"), "cover text"), (("Policy", "Exclusions"), "none"),
-                   (("Annex",), "end")]
+    assert got == [
+        ((), "intro line"),
+        (("Policy", "Cover"), "cover text"),
+        (("Policy", "Exclusions"), "none"),
+        (("Annex",), "end"),
+    ]
 
 
 def test_split_sentences() -> None:
-    assert split_sentences("One. Two? Three! \"Four.\" five") == ["One.", "Two?", "Three!", "\"Four.\"", "five"]
+    assert split_sentences('One. Two? Three! "Four." five') == ["One.", "Two?", "Three!", '"Four."', "five"]
 
 
 def _words(texts):  # type: ignore[no-untyped-def]

@@ -20,16 +20,25 @@ from aiw.testing.index_contract import make_chunk
 
 pytestmark = pytest.mark.unit
 
-QUESTIONS = ("is flood damage covered for my house?", "windscreen replacement deductible",
-             "which late claims go to the special investigations unit?", "courtesy car days")
+QUESTIONS = (
+    "is flood damage covered for my house?",
+    "windscreen replacement deductible",
+    "which late claims go to the special investigations unit?",
+    "courtesy car days",
+)
 
 
 @pytest.fixture(scope="module")
 def small_chunks(corpus_template: Path, embedder):  # type: ignore[no-untyped-def]
     """The five documents cut into small chunks, in memory (more chunks than one list holds)."""
     index = InMemoryIndex()
-    ingest([corpus_template], collection="pol", index=index, embedder=embedder,
-           chunker=Chunker(chunk_tokens=24, chunk_overlap=0))
+    ingest(
+        [corpus_template],
+        collection="pol",
+        index=index,
+        embedder=embedder,
+        chunker=Chunker(chunk_tokens=24, chunk_overlap=0),
+    )
     return index
 
 
@@ -61,18 +70,28 @@ def test_rm3_reads_the_same_feedback_from_a_short_first_search(small_chunks, emb
     total = small_chunks.count("pol")
     for question in QUESTIONS:
         full = small_chunks.search_text("pol", question, total)
-        expanded = rm3_query(question, full[: s.feedback_docs], terms=s.feedback_terms,
-                             query_weight=s.feedback_query_weight)
+        expanded = rm3_query(
+            question, full[: s.feedback_docs], terms=s.feedback_terms, query_weight=s.feedback_query_weight
+        )
         expected = small_chunks.search_text("pol", expanded, 20)
         got = retriever.retrieve(question, collection="pol", mode="bm25", top_k=20, candidates=20)
         assert [r.chunk.id for r in got.chunks] == [h.chunk.id for h in expected]
 
 
-def test_lancedb_one_trip_reads_match_its_public_query_builders(tmp_path: Path, corpus_template: Path, embedder,  # type: ignore[no-untyped-def]
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lancedb_one_trip_reads_match_its_public_query_builders(
+    tmp_path: Path,
+    corpus_template: Path,
+    embedder,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     index = LanceDBIndex(tmp_path / "lancedb")
-    ingest([corpus_template], collection="pol", index=index, embedder=embedder,
-           chunker=Chunker(chunk_tokens=24, chunk_overlap=0))
+    ingest(
+        [corpus_template],
+        collection="pol",
+        index=index,
+        embedder=embedder,
+        chunker=Chunker(chunk_tokens=24, chunk_overlap=0),
+    )
     table = index._table("pol")
     assert getattr(table, "_table", None) is not None  # the one-trip path is taken with this LanceDB
 

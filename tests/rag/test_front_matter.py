@@ -25,21 +25,33 @@ def test_yaml_front_matter_values_become_metadata_strings() -> None:
     fields, body = parse_front_matter(
         "\ufeff---\ntitle: Fleet Policy\naccess:\n  - internal\n  - Finance\nTags: [fleet, motor]\n"
         "effective: 2025-01-31\nreviewed: true\nversion: 3\nowner: {team: motor, site: Leeds}\nnotes:\n...\n"
-        "# Fleet\n\nBody.\n")
-    assert fields == {"title": "Fleet Policy", "access": "internal, Finance", "tags": "fleet, motor",
-                      "effective": "2025-01-31", "reviewed": "true", "version": "3",
-                      "owner": '{"site": "Leeds", "team": "motor"}', "notes": ""}
+        "# Fleet\n\nBody.\n"
+    )
+    assert fields == {
+        "title": "Fleet Policy",
+        "access": "internal, Finance",
+        "tags": "fleet, motor",
+        "effective": "2025-01-31",
+        "reviewed": "true",
+        "version": "3",
+        "owner": '{"site": "Leeds", "team": "motor"}',
+        "notes": "",
+    }
     assert body == "# Fleet\n\nBody."
     assert parse_front_matter("# No block\n\n---\nnot: front matter\n---\n") == (
-        {}, "# No block\n\n---\nnot: front matter\n---\n")
+        {},
+        "# No block\n\n---\nnot: front matter\n---\n",
+    )
     assert parse_front_matter("---\n---\nbody") == ({}, "body")
 
 
 @pytest.mark.unit
 def test_front_matter_is_metadata_not_chunk_text(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "fleet.md"
-    path.write_text("---\ntitle: Fleet Policy\naccess: [internal, finance]\ntags: [fleet]\nowner: Motor\n---\n"
-                    "# Fleet insurance\n\nEach vehicle carries a €250 deductible.\n")
+    path.write_text(
+        "---\ntitle: Fleet Policy\naccess: [internal, finance]\ntags: [fleet]\nowner: Motor\n---\n"
+        "# Fleet insurance\n\nEach vehicle carries a €250 deductible.\n"
+    )
     doc = load_document(path)
     assert doc.title == "Fleet Policy" and doc.access_tags == ("internal", "finance")
     # 'tags' names topics in front matter: kept as metadata, never read as access tags.
@@ -47,8 +59,9 @@ def test_front_matter_is_metadata_not_chunk_text(tmp_path: Path, embedder) -> No
     assert doc.text.startswith("# Fleet insurance") and "---" not in doc.text and "owner" not in doc.text
     index = InMemoryIndex()
     ingest([path], collection="front", index=index, embedder=embedder)
-    (chunk,) = index.get("front", [c for d in index.documents("front").values() for ids in d.versions.values()
-                                for c in ids])
+    (chunk,) = index.get(
+        "front", [c for d in index.documents("front").values() for ids in d.versions.values() for c in ids]
+    )
     assert "Motor" not in chunk.text and "finance" not in chunk.search_text
     assert chunk.fields()["owner"] == ["Motor"] and chunk.access_tags == ("internal", "finance")
 
@@ -99,8 +112,11 @@ def test_ingest_skips_malformed_front_matter_and_goes_on(tmp_path: Path, embedde
     # A document without front matter is public; the skipped files left nothing in the index.
     seen = Retriever(index, embedder).retrieve("are dogs covered?", collection="front", role="viewer", top_k=5)
     assert [Path(r.chunk.source).name for r in seen.chunks] == ["plain.md"]
-    assert all("Secret" not in c.title for d in index.documents("front").values()
-               for c in index.get("front", [i for ids in d.versions.values() for i in ids]))
+    assert all(
+        "Secret" not in c.title
+        for d in index.documents("front").values()
+        for c in index.get("front", [i for ids in d.versions.values() for i in ids])
+    )
 
 
 @pytest.mark.unit
@@ -129,12 +145,16 @@ def test_keys_only_see_the_sample_documents_their_role_may_read(workspace, embed
     report = service.ingest([workspace.documents_dir], actor="test")
     assert len(report.added) == 6 and report.failed == []
     assert not list(workspace.documents_dir.glob("*.meta.json"))
-    keys = {role: workspace.keys.create(f"{role}-key", role, actor="test")[1]
-            for role in ("viewer", "analyst", "data_scientist")}
+    keys = {
+        role: workspace.keys.create(f"{role}-key", role, actor="test")[1]
+        for role in ("viewer", "analyst", "data_scientist")
+    }
     app = create_app(workspace.settings)
     app.state.rag_service = service
-    question = {"question": "When must adjusters refer a claim to the Special Investigations Unit for fraud?",
-                "top_k": 10}
+    question = {
+        "question": "When must adjusters refer a claim to the Special Investigations Unit for fraud?",
+        "top_k": 10,
+    }
     with TestClient(app) as client:
         seen: dict[str, set[str]] = {}
         for role, key in keys.items():
@@ -146,7 +166,8 @@ def test_keys_only_see_the_sample_documents_their_role_may_read(workspace, embed
     assert "general-fraud-policy.md" in seen["data_scientist"]
     # A tag no role holds by default hides a document from all of them until a role is given it.
     (workspace.documents_dir / "finance.md").write_text(
-        "---\naccess: finance\n---\n# Reserving\n\nFraud referral reserves are set at €5,000 per claim.\n")
+        "---\naccess: finance\n---\n# Reserving\n\nFraud referral reserves are set at €5,000 per claim.\n"
+    )
     service.ingest([workspace.documents_dir], actor="test")
     ask = "What reserve is set for a fraud referral?"
     for role in ("viewer", "data_scientist", "admin"):
@@ -155,4 +176,3 @@ def test_keys_only_see_the_sample_documents_their_role_may_read(workspace, embed
     custom = Retriever(service.index, embedder, RagSettings(role_tags={"actuary": ["finance"]}))
     only = custom.retrieve(ask, collection=workspace.settings.rag.collection, role="actuary", top_k=20)
     assert [Path(r.chunk.source).name for r in only.chunks] == ["finance.md"]
-

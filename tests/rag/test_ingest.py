@@ -18,8 +18,15 @@ pytestmark = pytest.mark.unit
 def test_incremental_ingest_touches_only_what_changed(corpus_dir: Path, embedder, workspace) -> None:  # type: ignore[no-untyped-def]
     index = LanceDBIndex(workspace.path("lancedb"))
     stages: list[str] = []
-    first = ingest([corpus_dir], collection="pol", index=index, embedder=embedder, audit=workspace.audit,
-                   actor="tester", progress=lambda stage, done, total: stages.append(stage))
+    first = ingest(
+        [corpus_dir],
+        collection="pol",
+        index=index,
+        embedder=embedder,
+        audit=workspace.audit,
+        actor="tester",
+        progress=lambda stage, done, total: stages.append(stage),
+    )
     assert len(first.added) == 5 and first.unchanged == 0 and first.failed == []
     assert {"load", "embed"} <= set(stages)
     chunks = index.count("pol")
@@ -56,8 +63,9 @@ def test_crash_mid_ingest_leaves_previous_version_usable_and_next_run_repairs(co
     home = corpus_dir / "home.md"
     home.write_text(home.read_text().replace("Flood damage is excluded", "Flood damage is now included"))
     with pytest.raises(RuntimeError, match="on purpose"):
-        ingest([corpus_dir], collection="pol", index=index, embedder=embedder, chunker=chunker,
-               batch_size=1, fail_after=1)
+        ingest(
+            [corpus_dir], collection="pol", index=index, embedder=embedder, chunker=chunker, batch_size=1, fail_after=1
+        )
     # The old, complete version of home.md is still there and still answers.
     docs = index.documents("pol")
     home_doc = next(d for d in docs.values() if d.source.endswith("home.md"))

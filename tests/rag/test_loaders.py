@@ -39,8 +39,10 @@ def _pdf(text_lines: list[str], title: str = "Fleet Policy") -> bytes:
 
 def test_markdown_with_front_matter(tmp_path: Path) -> None:
     path = tmp_path / "home.md"
-    path.write_text("---\ntitle: Home Policy\naccess: internal, Finance\ndoc_type: policy\n---\n"
-                    "# Home insurance\n\nIntro.\n\n## Exclusions\n\nFlood.\n")
+    path.write_text(
+        "---\ntitle: Home Policy\naccess: internal, Finance\ndoc_type: policy\n---\n"
+        "# Home insurance\n\nIntro.\n\n## Exclusions\n\nFlood.\n"
+    )
     doc = load_document(path)
     assert doc.title == "Home Policy"
     assert doc.access_tags == ("internal", "finance")
@@ -74,10 +76,12 @@ def test_plain_text_and_sidecar(tmp_path: Path) -> None:
 
 def test_html_keeps_headings_title_and_drops_scripts(tmp_path: Path) -> None:
     path = tmp_path / "page.html"
-    path.write_text("<html><head><title>Travel cover</title><meta name='aiw:access' content='internal'>"
-                    "<style>p{}</style><script>alert('x')</script></head><body>"
-                    "<h1>Travel</h1><p>Medical costs are <b>covered</b>.</p><h2>Exclusions</h2>"
-                    "<ul><li>Extreme sports</li><li>War</li></ul></body></html>")
+    path.write_text(
+        "<html><head><title>Travel cover</title><meta name='aiw:access' content='internal'>"
+        "<style>p{}</style><script>alert('x')</script></head><body>"
+        "<h1>Travel</h1><p>Medical costs are <b>covered</b>.</p><h2>Exclusions</h2>"
+        "<ul><li>Extreme sports</li><li>War</li></ul></body></html>"
+    )
     doc = load_document(path)
     assert doc.title == "Travel cover" and doc.access_tags == ("internal",)
     assert doc.headings == ("Travel", "Exclusions")
@@ -94,12 +98,15 @@ def test_pdf_text_layer_and_title(tmp_path: Path) -> None:
     assert doc.metadata == {"pages": "1"}
 
 
-@pytest.mark.parametrize(("name", "data", "reason"), [
-    ("empty.md", b"", "no text"),
-    ("blank.txt", b"   \n\n  ", "no text"),
-    ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "cannot be read|not a readable PDF|no text"),
-    ("badtags.md", b"---\naccess: bad tag!\n---\nbody", "Invalid access tags"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.md", b"", "no text"),
+        ("blank.txt", b"   \n\n  ", "no text"),
+        ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "cannot be read|not a readable PDF|no text"),
+        ("badtags.md", b"---\naccess: bad tag!\n---\nbody", "Invalid access tags"),
+    ],
+)
 def test_unreadable_files_name_the_file(tmp_path: Path, name: str, data: bytes, reason: str) -> None:
     path = tmp_path / name
     path.write_bytes(data)

@@ -38,8 +38,9 @@ def test_cli_ingest_ask_and_eval(cli_env, corpus_dir: Path, tmp_path: Path, tiny
     again = runner.invoke(app, ["rag", "ingest", str(corpus_dir), "--collection", "cli-docs"])
     assert "5 unchanged" in again.output and "touched" not in again.output
 
-    asked = runner.invoke(app, ["rag", "ask", "How long is the courtesy car available?", "--collection", "cli-docs",
-                                "--top-k", "3"])
+    asked = runner.invoke(
+        app, ["rag", "ask", "How long is the courtesy car available?", "--collection", "cli-docs", "--top-k", "3"]
+    )
     assert asked.exit_code == 0, asked.output
     assert "14 days" in asked.output and "Sources" in asked.output
     assert "[1] Auto Insurance > Courtesy car" in asked.output
@@ -55,8 +56,7 @@ def test_cli_ingest_ask_and_eval(cli_env, corpus_dir: Path, tmp_path: Path, tiny
     assert isinstance(bad.exception, InvalidInputError) and exit_code(bad.exception) == 2
 
     out = tmp_path / "eval.json"
-    evaluated = runner.invoke(app, ["rag", "eval", str(tiny_beir), "--limit", "2",
-                                    "--json", str(out)])
+    evaluated = runner.invoke(app, ["rag", "eval", str(tiny_beir), "--limit", "2", "--json", str(out)])
     assert evaluated.exit_code == 0, evaluated.output
     assert "nDCG@10" in evaluated.output and "hybrid" in evaluated.output
     result = json.loads(out.read_text())
@@ -72,8 +72,9 @@ def test_dashboard_chat_page_cites_and_expands_sources(cli_env, corpus_dir: Path
     from aiw.rag.service import RagService
 
     RagService(cli_env, cli_env.settings, embedder=embedder).ingest([corpus_dir], actor="test")
-    page = AppTest.from_file(str(REPO / "src" / "aiw" / "dashboard" / "pages" / "4_Document_QA.py"),
-                             default_timeout=120)
+    page = AppTest.from_file(
+        str(REPO / "src" / "aiw" / "dashboard" / "pages" / "4_Document_QA.py"), default_timeout=120
+    )
     page.run()
     assert not page.exception, page.exception
     assert page.selectbox[0].value == "policies"

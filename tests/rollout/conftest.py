@@ -20,8 +20,12 @@ def people() -> People:
     """Principals of each role."""
     from aiw.governance.identity import Principal
 
-    return People(Principal("dana", "data_scientist"), Principal("alex", "approver"), Principal("root", "admin"),
-                  Principal("vic", "viewer"))
+    return People(
+        Principal("dana", "data_scientist"),
+        Principal("alex", "approver"),
+        Principal("root", "admin"),
+        Principal("vic", "viewer"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +33,10 @@ def rollout_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The session workspace with 2,000 sample claims; rollout settings fit for tests."""
     from aiw.data.sample import generate
 
-    ws = make_workspace(tmp_path_factory.mktemp("rollout") / "ws",
-                        rollout={"tick_s": 0.05, "poll_s": 0.2, "bake_s": 0.5, "min_requests": 30})
+    ws = make_workspace(
+        tmp_path_factory.mktemp("rollout") / "ws",
+        rollout={"tick_s": 0.05, "poll_s": 0.2, "bake_s": 0.5, "min_requests": 30},
+    )
     generate(ws, rows=2000, seed=7)
     yield ws
     ws.db.dispose()
@@ -59,8 +65,9 @@ def models(rollout_ws: Any) -> Models:
     folder = Path(local_file_uri_to_path(good.logged.artifact_uri))
     flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
     pipeline = skops.io.load(folder / flavor["pickled_model"], trusted=list(good.logged.trusted_types))
-    faulty = log_faulty_model(rollout_ws, pipeline, frame[features].head(600), frame[LABEL].head(600),
-                              name="fraud-faulty", failure_rate=0.1)
+    faulty = log_faulty_model(
+        rollout_ws, pipeline, frame[features].head(600), frame[LABEL].head(600), name="fraud-faulty", failure_rate=0.1
+    )
     # live traffic arrives in no particular order: shuffle the claims (they are sorted by id)
     shuffled = frame[features].sample(frac=1.0, random_state=3)
     return Models(good.logged, faulty, shuffled.to_dict("records"))

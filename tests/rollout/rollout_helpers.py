@@ -12,8 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["POLICY", "Models", "People", "approve", "body", "drive", "make_workspace", "serving",
-           "setup_model", "wait_for"]
+__all__ = [
+    "POLICY",
+    "Models",
+    "People",
+    "approve",
+    "body",
+    "drive",
+    "make_workspace",
+    "serving",
+    "setup_model",
+    "wait_for",
+]
 
 POLICY = {"*": {"approvals": 1, "gates": {"auc": ">=0.55"}}}
 
@@ -49,7 +59,6 @@ def make_workspace(home: Path, **overrides: Any) -> Any:
     finally:
         os.environ.update(saved)
     return Workspace(settings).init()
-
 
 
 def approve(ws: Any, name: str, version: int, people: People) -> int:
@@ -106,8 +115,16 @@ def serving(ws: Any) -> Any:
     return ModelServer(ws, resolver=resolver, rollouts=RolloutRouter(ws, resolver, autostart=False, seed=1))
 
 
-def drive(server: Any, name: str, rows: list[dict[str, Any]], principal: Any, *, until: Any, limit: float = 40.0,
-          batch: int = 16) -> Counter[str]:
+def drive(
+    server: Any,
+    name: str,
+    rows: list[dict[str, Any]],
+    principal: Any,
+    *,
+    until: Any,
+    limit: float = 40.0,
+    batch: int = 16,
+) -> Counter[str]:
     """Send one-row requests, ``batch`` at a time, ticking the controller after each batch,
     until ``until()`` holds; returns counts per answering version and of failures."""
     counts: Counter[str] = Counter()

@@ -50,16 +50,20 @@ def _finished(base: str, name: str, key: str) -> dict[str, Any] | None:
     return status if status["rollout"]["status"] != "running" else None
 
 
-def test_a_healthy_canary_is_promoted_step_by_step(api: str, keys: dict[str, str], models: Models,
-                                                   model_name: str) -> None:
+def test_a_healthy_canary_is_promoted_step_by_step(
+    api: str, keys: dict[str, str], models: Models, model_name: str
+) -> None:
     ds = keys["data_scientist"]
-    r = httpx.post(f"{api}/v1/deployments/{model_name}/canary", headers=_auth(ds), timeout=60,
-                   json={"version": 2, "steps": [20, 50, 100], "bake": "0.5s", "min_requests": 30})
+    r = httpx.post(
+        f"{api}/v1/deployments/{model_name}/canary",
+        headers=_auth(ds),
+        timeout=60,
+        json={"version": 2, "steps": [20, 50, 100], "bake": "0.5s", "min_requests": 30},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["share"] == 0.2 and r.json()["status"] == "running"
     with LoadGenerator(f"{api}/v1/models/{model_name}/predict", ds, models.rows) as traffic:
-        live = wait_for(lambda: (_status(api, model_name, keys["viewer"])["live"] or {}).get("candidate"),
-                        timeout=30)
+        live = wait_for(lambda: (_status(api, model_name, keys["viewer"])["live"] or {}).get("candidate"), timeout=30)
         assert live["version"] == 2
         done = wait_for(lambda: _finished(api, model_name, ds), timeout=60)
         before = traffic.mark()
@@ -75,18 +79,24 @@ def test_a_healthy_canary_is_promoted_step_by_step(api: str, keys: dict[str, str
     # the history and the viewer's permissions
     history = httpx.get(f"{api}/v1/deployments/{model_name}/history", headers=_auth(keys["viewer"]), timeout=30)
     assert [h["status"] for h in history.json()] == ["promoted"]
-    refused = httpx.post(f"{api}/v1/deployments/{model_name}/rollback", headers=_auth(keys["viewer"]), json={},
-                         timeout=30)
+    refused = httpx.post(
+        f"{api}/v1/deployments/{model_name}/rollback", headers=_auth(keys["viewer"]), json={}, timeout=30
+    )
     assert refused.status_code == 403
 
 
-def test_a_candidate_failing_10_percent_is_rolled_back_automatically(api: str, keys: dict[str, str], models: Models,
-                                                                     model_name: str, rollout_ws: Any) -> None:
+def test_a_candidate_failing_10_percent_is_rolled_back_automatically(
+    api: str, keys: dict[str, str], models: Models, model_name: str, rollout_ws: Any
+) -> None:
     from aiw.mlops.monitoring.alerts import AlertManager
 
     ds = keys["data_scientist"]
-    r = httpx.post(f"{api}/v1/deployments/{model_name}/canary", headers=_auth(ds), timeout=60,
-                   json={"version": 3, "steps": [10, 50, 100], "bake": "30s", "min_requests": 30})
+    r = httpx.post(
+        f"{api}/v1/deployments/{model_name}/canary",
+        headers=_auth(ds),
+        timeout=60,
+        json={"version": 3, "steps": [10, 50, 100], "bake": "30s", "min_requests": 30},
+    )
     assert r.status_code == 201, r.text
     with LoadGenerator(f"{api}/v1/models/{model_name}/predict", ds, models.rows) as traffic:
         done = wait_for(lambda: _finished(api, model_name, ds), timeout=60)
@@ -103,20 +113,26 @@ def test_a_candidate_failing_10_percent_is_rolled_back_automatically(api: str, k
     assert after["http500"] + after["transport"] - failed <= 6  # in flight at the rollback, then none
     assert after["v3"] - during["v3"] <= 6 and after["v1"] > during["v1"]
     alerts = AlertManager(rollout_ws.db, rollout_ws.audit, rollout_ws.settings.alerts).list_alerts(
-        subject=f"model:{model_name}")
+        subject=f"model:{model_name}"
+    )
     assert [a.rule for a in alerts] == ["rollout-rollback"] and "error rate" in alerts[0].message
 
 
-def test_a_restart_mid_rollout_resumes_at_the_persisted_step(rollout_ws: Any, keys: dict[str, str], models: Models,
-                                                             model_name: str) -> None:
+def test_a_restart_mid_rollout_resumes_at_the_persisted_step(
+    rollout_ws: Any, keys: dict[str, str], models: Models, model_name: str
+) -> None:
     from aiw.mlops.rollout.store import RolloutStore
     from aiw.mlops.tour import ApiServerThread
 
     ds = keys["data_scientist"]
     store = RolloutStore(rollout_ws.db, rollout_ws.audit)
     with ApiServerThread(rollout_ws.settings) as base:
-        r = httpx.post(f"{base}/v1/deployments/{model_name}/canary", headers=_auth(ds), timeout=60,
-                       json={"version": 2, "steps": [10, 25, 50, 100], "bake": "0.5s", "min_requests": 30})
+        r = httpx.post(
+            f"{base}/v1/deployments/{model_name}/canary",
+            headers=_auth(ds),
+            timeout=60,
+            json={"version": 2, "steps": [10, 25, 50, 100], "bake": "0.5s", "min_requests": 30},
+        )
         rollout_id = r.json()["id"]
         with LoadGenerator(f"{base}/v1/models/{model_name}/predict", ds, models.rows):
             wait_for(lambda: store.get(rollout_id).step_index >= 1, timeout=60)

@@ -22,8 +22,10 @@ def client(rollout_ws: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def keys(rollout_ws: Any) -> dict[str, str]:
-    return {role: rollout_ws.keys.create(f"api-{role}", role, actor="tests")[1]
-            for role in ("viewer", "data_scientist", "admin")}
+    return {
+        role: rollout_ws.keys.create(f"api-{role}", role, actor="tests")[1]
+        for role in ("viewer", "data_scientist", "admin")
+    }
 
 
 def _h(key: str) -> dict[str, str]:
@@ -81,8 +83,12 @@ def test_the_deployment_routes(client: Any, keys: dict[str, str], model_name: st
 
 def test_the_routes_are_documented_with_their_permissions(client: Any) -> None:
     spec = client.get("/openapi.json").json()
-    perms = {(path, method): op.get("x-permission") for path, ops in spec["paths"].items() if "deployments" in path
-             for method, op in ops.items()}
+    perms = {
+        (path, method): op.get("x-permission")
+        for path, ops in spec["paths"].items()
+        if "deployments" in path
+        for method, op in ops.items()
+    }
     assert perms[("/v1/deployments/{name}/canary", "post")] == "deployments:write"
     assert perms[("/v1/deployments/{name}", "get")] == "deployments:read"
     assert set(perms.values()) == {"deployments:read", "deployments:write"} and len(perms) == 8

@@ -33,8 +33,7 @@ def aiw(rollout_ws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     load_settings.cache_clear()
 
 
-def test_canary_status_rollback_and_history_from_the_command_line(aiw: Any, model_name: str,
-                                                                   rollout_ws: Any) -> None:
+def test_canary_status_rollback_and_history_from_the_command_line(aiw: Any, model_name: str, rollout_ws: Any) -> None:
     r = aiw("canary", model_name, "--version", "2", "--steps", "50,100", "--bake", "1h", "--min-requests", "40")
     assert r.exit_code == 0, r.output
     assert "rollout #" in r.output and "canary of v2 against v1" in r.output and "canary 50% -> 100%" in r.output
@@ -66,6 +65,11 @@ def test_an_unknown_version_is_a_one_line_reason_and_exit_code_3(model_name: str
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIW_")}
     env.update(AIW_HOME=str(rollout_ws.root), AIW_ROLE="data_scientist")
-    r = subprocess.run([sys.executable, "-c", "from aiw.cli import main; main()", "deploy", "canary", model_name,
-                        "--version", "99"], capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", "from aiw.cli import main; main()", "deploy", "canary", model_name, "--version", "99"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 3 and "has no version 99" in r.stderr and len(r.stderr.strip().splitlines()) <= 2

@@ -25,7 +25,8 @@ def _page(ws: Any, monkeypatch: pytest.MonkeyPatch) -> AppTest:
 
 
 def test_the_page_shows_the_split_live_metrics_and_every_decision(
-        rollout_ws: Any, models: Models, people: People, monkeypatch: pytest.MonkeyPatch) -> None:
+    rollout_ws: Any, models: Models, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aiw.mlops.rollout.service import DeploymentService
 
     failed = setup_model(rollout_ws, models, people)

@@ -19,11 +19,12 @@ def test_the_tour_step_promotes_a_retrained_version_and_rolls_back_a_faulty_one(
     from aiw.mlops.rollout.tour import tour_step
     from aiw.tour import TourContext
 
-    keys = {role: rollout_ws.keys.create(f"tour-{role}", role, actor="tests")[1]
-            for role in ("data_scientist", "approver", "admin")}
+    keys = {
+        role: rollout_ws.keys.create(f"tour-{role}", role, actor="tests")[1]
+        for role in ("data_scientist", "approver", "admin")
+    }
     out = io.StringIO()
-    ctx = TourContext(rollout_ws, rollout_ws.settings, Console(file=out, width=200), 2000, 7,
-                      facts={"keys": keys})
+    ctx = TourContext(rollout_ws, rollout_ws.settings, Console(file=out, width=200), 2000, 7, facts={"keys": keys})
     tour_step(ctx)
     text = out.getvalue()
     fact = ctx.facts["rollout"]

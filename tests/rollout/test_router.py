@@ -29,8 +29,10 @@ def test_routes_split_by_share_only_for_the_champion(rollout_ws: Any, model_name
         assert router.route(model_name, 1) is None and router.route(model_name, "staging") is None
         assert router.route(model_name, "champion") is not None
         sticky = [router.route(model_name, key=f"customer-{i}") for i in range(2000)]
-        assert [r.arm for r in sticky[:50]] == [router.route(model_name, key=f"customer-{i}").arm  # type: ignore
-                                                for i in range(50)]
+        assert [r.arm for r in sticky[:50]] == [
+            router.route(model_name, key=f"customer-{i}").arm  # type: ignore
+            for i in range(50)
+        ]
         assert 0.21 < sum(r.arm == "candidate" for r in sticky) / 2000 < 0.29  # type: ignore[union-attr]
         route = router.route(model_name, key="customer-1")
         assert route is not None and route.ref in (1, 2) and route.version == route.ref
@@ -39,7 +41,8 @@ def test_routes_split_by_share_only_for_the_champion(rollout_ws: Any, model_name
 
 
 def test_a_healthy_canary_advances_step_by_step_and_promotes_through_the_registry(
-        rollout_ws: Any, models: Models, model_name: str, people: People) -> None:
+    rollout_ws: Any, models: Models, model_name: str, people: People
+) -> None:
     from aiw.mlops.registry import ModelRegistry
     from aiw.mlops.rollout.service import DeploymentService
     from aiw.mlops.rollout.store import RolloutStore
@@ -48,32 +51,42 @@ def test_a_healthy_canary_advances_step_by_step_and_promotes_through_the_registr
     store = RolloutStore(rollout_ws.db, rollout_ws.audit)
     try:
         rollout = DeploymentService(rollout_ws, router=server.rollouts).canary(
-            model_name, 2, people.ds, steps=[20, 50, 100], bake=0.3)
-        counts = drive(server, model_name, models.rows, people.ds,
-                        until=lambda: not store.get(rollout.id).running)
+            model_name, 2, people.ds, steps=[20, 50, 100], bake=0.3
+        )
+        counts = drive(server, model_name, models.rows, people.ds, until=lambda: not store.get(rollout.id).running)
     finally:
         server.close()
     done = store.get(rollout.id)
     assert done.status == "promoted", done.reason
     decisions = store.decisions(rollout.id)
     assert [(d.action, d.to_share) for d in decisions if d.action != "hold"] == [
-        ("start", 0.2), ("advance", 0.5), ("advance", 1.0), ("promote", 1.0)]
+        ("start", 0.2),
+        ("advance", 0.5),
+        ("advance", 1.0),
+        ("promote", 1.0),
+    ]
     assert all(d.actor == "rollout-controller" for d in decisions[1:])
     last = decisions[-1]
     assert {c["name"]: c["status"] for c in last.metrics["checks"]} == {
-        "error_rate": "pass", "latency_p95": "pass", "prediction_shift": "pass"}
+        "error_rate": "pass",
+        "latency_p95": "pass",
+        "prediction_shift": "pass",
+    }
     assert last.metrics["candidate"]["requests"] >= 30 and last.metrics["candidate"]["errors"] == 0
     assert counts["failed"] == 0 and counts["v1"] > 0 and counts["v2"] > 0
     assert ModelRegistry(rollout_ws).aliases(model_name)["champion"] == 2
     moved = rollout_ws.audit.records(action="models.promote", resource=f"model:{model_name}/2")
     assert moved and moved[0].actor == "rollout-controller"
-    assert [r.action for r in rollout_ws.audit.records(resource=f"model:{model_name}/2", action="deployments.",
-                                                       newest_first=False) if r.action != "deployments.hold"] == [
-        "deployments.start", "deployments.advance", "deployments.advance", "deployments.promote"]
+    assert [
+        r.action
+        for r in rollout_ws.audit.records(resource=f"model:{model_name}/2", action="deployments.", newest_first=False)
+        if r.action != "deployments.hold"
+    ] == ["deployments.start", "deployments.advance", "deployments.advance", "deployments.promote"]
 
 
 def test_a_candidate_failing_10_percent_is_rolled_back_with_an_alert(
-        rollout_ws: Any, models: Models, model_name: str, people: People) -> None:
+    rollout_ws: Any, models: Models, model_name: str, people: People
+) -> None:
     from aiw.mlops.monitoring.alerts import AlertManager
     from aiw.mlops.registry import ModelRegistry
     from aiw.mlops.rollout.service import DeploymentService
@@ -83,7 +96,8 @@ def test_a_candidate_failing_10_percent_is_rolled_back_with_an_alert(
     store = RolloutStore(rollout_ws.db, rollout_ws.audit)
     try:
         rollout = DeploymentService(rollout_ws, router=server.rollouts).canary(
-            model_name, 3, people.ds, steps=[20, 100], bake="1h")
+            model_name, 3, people.ds, steps=[20, 100], bake="1h"
+        )
         during = drive(server, model_name, models.rows, people.ds, until=lambda: not store.get(rollout.id).running)
         after = drive(server, model_name, models.rows[500:], people.ds, until=lambda: False, limit=1.0)
     finally:
@@ -97,13 +111,15 @@ def test_a_candidate_failing_10_percent_is_rolled_back_with_an_alert(
     assert after["failed"] == 0 and after["v3"] == 0 and after["v1"] > 0  # all back on the champion
     assert ModelRegistry(rollout_ws).aliases(model_name)["champion"] == 1
     alerts = AlertManager(rollout_ws.db, rollout_ws.audit, rollout_ws.settings.alerts).list_alerts(
-        subject=f"model:{model_name}")
+        subject=f"model:{model_name}"
+    )
     assert len(alerts) == 1 and alerts[0].severity == "critical" and alerts[0].rule == "rollout-rollback"
     assert alerts[0].details["code"] == "error_rate" and alerts[0].details["rollout_id"] == rollout.id
 
 
 def test_a_shadow_never_reaches_the_caller_and_is_compared(
-        rollout_ws: Any, models: Models, model_name: str, people: People) -> None:
+    rollout_ws: Any, models: Models, model_name: str, people: People
+) -> None:
     from aiw.mlops.rollout.service import DeploymentService
     from aiw.mlops.rollout.store import RolloutStore
 

@@ -28,14 +28,20 @@ SCORES = RNG.beta(2, 8, size=20_000)  # what a fraud model's scores look like
 
 
 def plan(**kw: object) -> RolloutPlan:
-    base: dict[str, object] = {"model": "m", "candidate_version": 2, "champion_version": 1, "bake_s": 10.0,
-                               "guardrails": Guardrails(min_requests=50)}
+    base: dict[str, object] = {
+        "model": "m",
+        "candidate_version": 2,
+        "champion_version": 1,
+        "bake_s": 10.0,
+        "guardrails": Guardrails(min_requests=50),
+    }
     base.update(kw)
     return RolloutPlan(**base)  # type: ignore[arg-type]
 
 
-def arm(n: int, errors: int = 0, *, latency_ms: float = 1.0, spread: float = 0.1,
-        scores: np.ndarray | None = None) -> ArmMetrics:
+def arm(
+    n: int, errors: int = 0, *, latency_ms: float = 1.0, spread: float = 0.1, scores: np.ndarray | None = None
+) -> ArmMetrics:
     ok = n - errors
     lat = latency_ms + spread * RNG.random(ok)
     values = (scores if scores is not None else RNG.choice(SCORES, size=ok)).tolist()
@@ -65,8 +71,11 @@ def test_a_healthy_candidate_advances_step_by_step_to_100_and_promotes() -> None
     assert shares == [0.05, 0.10, 0.25, 0.50, 1.0, 1.0]
     assert state.status == PROMOTED
     assert "promoting to @champion" in d.reason and d.code == "healthy"
-    assert {c.name: c.status for c in d.checks} == {"error_rate": "pass", "latency_p95": "pass",
-                                                    "prediction_shift": "pass"}
+    assert {c.name: c.status for c in d.checks} == {
+        "error_rate": "pass",
+        "latency_p95": "pass",
+        "prediction_shift": "pass",
+    }
 
 
 def test_each_advance_restarts_the_bake_window() -> None:
@@ -120,13 +129,18 @@ def test_latency_differences_under_the_floor_are_noise() -> None:
     d = decide(p, start_state(0.0), arm(2000, latency_ms=0.1, spread=0.0), arm(200, latency_ms=0.3, spread=0.0), 10.0)
     assert d.action == "advance"
     strict = plan(guardrails=Guardrails(min_requests=50, latency_floor_ms=0.0))
-    assert decide(strict, start_state(0.0), arm(2000, latency_ms=0.1, spread=0.0),
-                  arm(200, latency_ms=0.3, spread=0.0), 10.0).action == "rollback"
+    assert (
+        decide(
+            strict, start_state(0.0), arm(2000, latency_ms=0.1, spread=0.0), arm(200, latency_ms=0.3, spread=0.0), 10.0
+        ).action
+        == "rollback"
+    )
 
 
 def test_latency_within_the_ratio_passes() -> None:
-    d = decide(plan(), start_state(0.0), arm(2000, latency_ms=10.0, spread=0.0),
-               arm(200, latency_ms=11.5, spread=0.0), 10.0)
+    d = decide(
+        plan(), start_state(0.0), arm(2000, latency_ms=10.0, spread=0.0), arm(200, latency_ms=11.5, spread=0.0), 10.0
+    )
     assert d.action == "advance"
 
 
@@ -189,10 +203,12 @@ def test_a_finished_rollout_takes_no_decision() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(n=st.integers(0, 400), err=st.integers(0, 400), elapsed=st.floats(0, 30), step=st.integers(0, 4),
-       slow=st.booleans())
-def test_the_machine_never_advances_past_a_failing_guardrail(n: int, err: int, elapsed: float, step: int,
-                                                            slow: bool) -> None:
+@given(
+    n=st.integers(0, 400), err=st.integers(0, 400), elapsed=st.floats(0, 30), step=st.integers(0, 4), slow=st.booleans()
+)
+def test_the_machine_never_advances_past_a_failing_guardrail(
+    n: int, err: int, elapsed: float, step: int, slow: bool
+) -> None:
     err = min(err, n)
     p = plan()
     cand = arm(n, err, latency_ms=9.0 if slow else 1.0)
@@ -222,29 +238,35 @@ def test_plan_defaults_come_from_settings_and_overrides_win() -> None:
     assert q.describe() == "canary 20% -> 100%, bake 0.5 s"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"steps": (10, 5, 100)}, "strictly increasing"),
-    ({"steps": (5, 50)}, "ending at 100"),
-    ({"steps": (0, 100)}, "strictly increasing percentages in (0, 100]"),
-    ({"steps": (50, 150)}, "(0, 100]"),
-    ({"steps": ()}, "strictly increasing"),
-    ({"bake_s": 0}, "'bake_s' parameter of RolloutPlan must be a duration"),
-    ({"candidate_version": 1}, "already is @champion"),
-    ({"candidate_version": 0}, "'candidate_version' parameter of RolloutPlan must be a positive integer"),
-    ({"mode": "blue-green"}, "one of canary, shadow"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": (10, 5, 100)}, "strictly increasing"),
+        ({"steps": (5, 50)}, "ending at 100"),
+        ({"steps": (0, 100)}, "strictly increasing percentages in (0, 100]"),
+        ({"steps": (50, 150)}, "(0, 100]"),
+        ({"steps": ()}, "strictly increasing"),
+        ({"bake_s": 0}, "'bake_s' parameter of RolloutPlan must be a duration"),
+        ({"candidate_version": 1}, "already is @champion"),
+        ({"candidate_version": 0}, "'candidate_version' parameter of RolloutPlan must be a positive integer"),
+        ({"mode": "blue-green"}, "one of canary, shadow"),
+    ],
+)
 def test_bad_plans_are_refused_with_the_rule(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         plan(**kwargs)
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_error_rate": 1.5}, "'max_error_rate' parameter of Guardrails must be a float in [0, 1). Got 1.5"),
-    ({"max_p95_ratio": 0.9}, "a float >= 1"),
-    ({"min_requests": 0}, "an integer in [1, 10000000]"),
-    ({"max_prediction_psi": 0}, "a float > 0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_error_rate": 1.5}, "'max_error_rate' parameter of Guardrails must be a float in [0, 1). Got 1.5"),
+        ({"max_p95_ratio": 0.9}, "a float >= 1"),
+        ({"min_requests": 0}, "an integer in [1, 10000000]"),
+        ({"max_prediction_psi": 0}, "a float > 0"),
+    ],
+)
 def test_bad_guardrails_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         Guardrails(**kwargs)  # type: ignore[arg-type]
@@ -305,8 +327,9 @@ def test_latency_noise_is_not_a_regression_but_a_real_slowdown_is() -> None:
     for _ in range(300):
         champion = ArmMetrics.from_outcomes(rng.lognormal(1.0, 0.6, 150), 0)
         same += check_latency(g, champion, ArmMetrics.from_outcomes(rng.lognormal(1.0, 0.6, 150), 0)).status == "fail"
-        slower += check_latency(g, champion, ArmMetrics.from_outcomes(2.0 * rng.lognormal(1.0, 0.6, 150), 0)
-                                ).status == "fail"
+        slower += (
+            check_latency(g, champion, ArmMetrics.from_outcomes(2.0 * rng.lognormal(1.0, 0.6, 150), 0)).status == "fail"
+        )
     assert same <= 3  # at most 1% false alarms for two arms of one heavy-tailed latency distribution
     assert slower >= 240  # a model twice as slow is caught at least 80% of the time on 150 requests
 

@@ -59,9 +59,13 @@ def _exercise(ws: Any) -> None:
     assert advance.from_share == 0.1 and advance.to_share == 0.5 and advance.metrics["candidate"]["requests"] == 200
     assert {c["name"] for c in advance.metrics["checks"]} == {"error_rate", "latency_p95", "prediction_shift"}
     audited = [(a.actor, a.action) for a in ws.audit.records(action="deployments.", newest_first=False)]
-    assert audited == [("dana", "deployments.start"), ("rollout-controller", "deployments.hold"),
-                       ("rollout-controller", "deployments.advance"), ("dana", "deployments.rollback"),
-                       ("dana", "deployments.start")]
+    assert audited == [
+        ("dana", "deployments.start"),
+        ("rollout-controller", "deployments.hold"),
+        ("rollout-controller", "deployments.advance"),
+        ("dana", "deployments.rollback"),
+        ("dana", "deployments.start"),
+    ]
     assert ws.audit.verify().ok
     with pytest.raises(NotFoundError, match="No rollout #999"):
         store.get(999)

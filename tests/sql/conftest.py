@@ -63,14 +63,18 @@ def model_ws(make_workspace: Callable[..., Any]) -> Any:
     risk = rng.normal(size=n)
     channel = rng.choice(["web", "phone", "agent"], size=n)
     logit = 2.5 * risk + np.where(channel == "agent", 1.5, -0.5)
-    frame = pd.DataFrame({
-        "row_id": np.arange(n), "risk": risk, "channel": channel,
-        "noise": rng.normal(size=n),
-        "opened": pd.date_range("2024-01-01", periods=n, freq="D"),
-        "note": [f"free text note number {i} about nothing in particular at all, really" for i in range(n)],
-        "flag": rng.random(n) < 1 / (1 + np.exp(-logit)),
-        "cost": 100 + 40 * risk + rng.normal(scale=5, size=n),
-    })
+    frame = pd.DataFrame(
+        {
+            "row_id": np.arange(n),
+            "risk": risk,
+            "channel": channel,
+            "noise": rng.normal(size=n),
+            "opened": pd.date_range("2024-01-01", periods=n, freq="D"),
+            "note": [f"free text note number {i} about nothing in particular at all, really" for i in range(n)],
+            "flag": rng.random(n) < 1 / (1 + np.exp(-logit)),
+            "cost": 100 + 40 * risk + rng.normal(scale=5, size=n),
+        }
+    )
     ws = make_workspace("baseline")
     conn = ws.connect_warehouse(ai_functions=False)
     try:
@@ -88,14 +92,20 @@ def notes_ws(make_workspace: Callable[..., Any]) -> Any:
     conn = ws.connect_warehouse(ai_functions=False)
     try:
         conn.execute("CREATE TABLE notes(id INTEGER, txt VARCHAR, question VARCHAR)")
-        conn.executemany("INSERT INTO notes VALUES (?, ?, ?)", [
-            (1, "The adjuster was wonderful and the claim was paid quickly. Great service!", "Who was wonderful?"),
-            (2, "Terrible experience, the claim was denied and nobody answered my calls.",
-             "What happened to the claim?"),
-            (3, None, "Anything?"),
-            (4, "The adjuster was wonderful and the claim was paid quickly. Great service!", None),
-            (5, "My car was hit by a truck on the motorway and the bumper is destroyed.", "What was damaged?"),
-        ])
+        conn.executemany(
+            "INSERT INTO notes VALUES (?, ?, ?)",
+            [
+                (1, "The adjuster was wonderful and the claim was paid quickly. Great service!", "Who was wonderful?"),
+                (
+                    2,
+                    "Terrible experience, the claim was denied and nobody answered my calls.",
+                    "What happened to the claim?",
+                ),
+                (3, None, "Anything?"),
+                (4, "The adjuster was wonderful and the claim was paid quickly. Great service!", None),
+                (5, "My car was hit by a truck on the motorway and the bumper is destroyed.", "What was damaged?"),
+            ],
+        )
     finally:
         conn.close()
     return ws

@@ -15,10 +15,18 @@ pytestmark = pytest.mark.unit
 
 
 def test_feature_selection_drops_ids_text_and_timestamps() -> None:
-    frame = pd.DataFrame({"id": range(60), "customer_id": range(60), "x": np.arange(60.0), "const": 1,
-                          "when": pd.date_range("2024-01-01", periods=60), "cat": ["a", "b"] * 30,
-                          "text": [f"a long free text value {i} that goes on and on and on" for i in range(60)],
-                          "y": [0, 1] * 30})
+    frame = pd.DataFrame(
+        {
+            "id": range(60),
+            "customer_id": range(60),
+            "x": np.arange(60.0),
+            "const": 1,
+            "when": pd.date_range("2024-01-01", periods=60),
+            "cat": ["a", "b"] * 30,
+            "text": [f"a long free text value {i} that goes on and on and on" for i in range(60)],
+            "y": [0, 1] * 30,
+        }
+    )
     features, numeric, categorical, dropped = select_features(frame, "y")
     assert numeric == ["x", "when_month", "when_dow"] and categorical == ["cat"]
     assert {"id", "customer_id", "const", "when", "text"} == set(dropped)

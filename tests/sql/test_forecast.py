@@ -101,39 +101,51 @@ def test_detect_anomalies_finds_the_spikes(daily: pd.DataFrame) -> None:
 
 
 def test_sql_macros(sample_ws: Any) -> None:
-    source = ("$$SELECT incident_date AS day, line_of_business, count(*) AS n FROM claims "
-              "GROUP BY ALL$$")
-    fc = run_query(sample_ws, f"SELECT * FROM ai_forecast({source}, 'day', 'n', series_col := 'line_of_business', "
-                              "horizon := 7, fill := 'zero')", row_limit=1000)
+    source = "$$SELECT incident_date AS day, line_of_business, count(*) AS n FROM claims GROUP BY ALL$$"
+    fc = run_query(
+        sample_ws,
+        f"SELECT * FROM ai_forecast({source}, 'day', 'n', series_col := 'line_of_business', "
+        "horizon := 7, fill := 'zero')",
+        row_limit=1000,
+    )
     assert fc.columns == FORECAST_COLUMNS and fc.row_count == 35
     rows = fc.rows()
     assert all(r[3] <= r[2] <= r[4] for r in rows)
-    single = run_query(sample_ws, "SELECT * FROM ai_forecast('SELECT incident_date, count(*)::DOUBLE AS n FROM "
-                                  "claims GROUP BY 1', 'incident_date', 'n', horizon := 3)").rows()
+    single = run_query(
+        sample_ws,
+        "SELECT * FROM ai_forecast('SELECT incident_date, count(*)::DOUBLE AS n FROM "
+        "claims GROUP BY 1', 'incident_date', 'n', horizon := 3)",
+    ).rows()
     assert [r[0] for r in single] == ["all"] * 3
-    too_few = run_query(sample_ws, "SELECT model FROM ai_forecast('SELECT * FROM sample_anomalies', 'day', "
-                                   "'injected_claims', horizon := 2, fill := 'none')").rows()
+    too_few = run_query(
+        sample_ws,
+        "SELECT model FROM ai_forecast('SELECT * FROM sample_anomalies', 'day', "
+        "'injected_claims', horizon := 2, fill := 'none')",
+    ).rows()
     assert {r[0] for r in too_few} == {"Naive"}
 
 
 def test_anomalies_on_the_sample_data_find_the_injected_ones(sample_ws: Any) -> None:
-    truth = run_query(sample_ws, "SELECT CAST(day AS TIMESTAMP), line_of_business, kind FROM sample_anomalies"
-                      ).rows()
+    truth = run_query(sample_ws, "SELECT CAST(day AS TIMESTAMP), line_of_business, kind FROM sample_anomalies").rows()
     assert any(k == "spike" for *_, k in truth) and any(k == "drop" for *_, k in truth)
     history = load_history(sample_ws, "claims", "incident_date", series_col="line_of_business", agg="count")
     an = detect_anomalies(history, "ts", "y", "series", fill="zero")
-    flagged = {(str(s), pd.Timestamp(t).isoformat()) for s, t in an[an["is_anomaly"]][["series", "ts"]].itertuples(
-        index=False)}
+    flagged = {
+        (str(s), pd.Timestamp(t).isoformat()) for s, t in an[an["is_anomaly"]][["series", "ts"]].itertuples(index=False)
+    }
     for day, line, _kind in truth:
         assert (line, pd.Timestamp(day).isoformat()) in flagged, (day, line, _kind)
     assert len(flagged) < 0.03 * len(an)
     # the same through SQL
-    sql_hits = run_query(sample_ws, """
+    sql_hits = run_query(
+        sample_ws,
+        """
         SELECT count(*) FROM ai_detect_anomalies($$SELECT incident_date AS day, line_of_business, count(*) AS n
                                                    FROM claims GROUP BY ALL$$, 'day', 'n',
                                                  series_col := 'line_of_business', fill := 'zero') a
         JOIN sample_anomalies s ON s.day = a.ts AND s.line_of_business = a.series
-        WHERE a.is_anomaly""").rows()[0][0]
+        WHERE a.is_anomaly""",
+    ).rows()[0][0]
     assert sql_hits == len(truth)
 
 

@@ -28,11 +28,26 @@ def test_registering_is_cheap_and_loads_no_model(make_workspace: Callable[..., A
     conn = ws.connect_warehouse()
     elapsed = time.perf_counter() - started
     try:
-        names = {r[0] for r in conn.execute("SELECT function_name FROM duckdb_functions() "
-                                            "WHERE function_name LIKE 'ai\\_%' ESCAPE '\\'").fetchall()}
-        assert {"ai_sentiment", "ai_classify", "ai_embed", "ai_similarity", "ai_summarize", "ai_extract_answer",
-                "ai_redact", "ai_complete", "ai_filter", "ai_translate", "ai_forecast",
-                "ai_detect_anomalies"} <= names
+        names = {
+            r[0]
+            for r in conn.execute(
+                "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'ai\\_%' ESCAPE '\\'"
+            ).fetchall()
+        }
+        assert {
+            "ai_sentiment",
+            "ai_classify",
+            "ai_embed",
+            "ai_similarity",
+            "ai_summarize",
+            "ai_extract_answer",
+            "ai_redact",
+            "ai_complete",
+            "ai_filter",
+            "ai_translate",
+            "ai_forecast",
+            "ai_detect_anomalies",
+        } <= names
         ctx = ai_context(ws)
         assert ctx._embedder is None and ctx._llm is None  # nothing loaded until a function runs
         assert elapsed < 2.0
@@ -89,24 +104,33 @@ def test_sentiment_over_many_rows_in_worker_processes(make_workspace: Callable[.
 
 
 def test_embed_and_similarity(notes_ws: Any, embedder: Any) -> None:
-    vec, norm, null_vec = run_query(notes_ws, "SELECT ai_embed('a car crash'), list_dot_product("
-                                    "ai_embed('a car crash')::FLOAT[], ai_embed('a car crash')::FLOAT[]), "
-                                    "ai_embed(NULL)").rows()[0]
+    vec, norm, null_vec = run_query(
+        notes_ws,
+        "SELECT ai_embed('a car crash'), list_dot_product("
+        "ai_embed('a car crash')::FLOAT[], ai_embed('a car crash')::FLOAT[]), "
+        "ai_embed(NULL)",
+    ).rows()[0]
     assert len(vec) == 384 and norm == pytest.approx(1.0, abs=1e-5) and null_vec is None
     assert np.allclose(vec, embedder.embed(["a car crash"])[0], atol=1e-5)
-    near, far, null = run_query(notes_ws, "SELECT ai_similarity('the cat sat on the mat', 'a cat sitting on a rug'), "
-                                "ai_similarity('the cat sat on the mat', 'quarterly revenue grew 5%'), "
-                                "ai_similarity('x', NULL)").rows()[0]
+    near, far, null = run_query(
+        notes_ws,
+        "SELECT ai_similarity('the cat sat on the mat', 'a cat sitting on a rug'), "
+        "ai_similarity('the cat sat on the mat', 'quarterly revenue grew 5%'), "
+        "ai_similarity('x', NULL)",
+    ).rows()[0]
     assert near > far + 0.3 and null is None
     typ = run_query(notes_ws, "SELECT typeof(ai_embed('x'))").rows()[0][0]
     assert typ == "FLOAT[384]"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("My car was rear-ended by a lorry at the traffic lights", "vehicle accident"),
-    ("A pipe burst overnight and flooded the kitchen floor", "water damage"),
-    ("Someone broke into the flat and took the laptop and jewellery", "theft"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("My car was rear-ended by a lorry at the traffic lights", "vehicle accident"),
+        ("A pipe burst overnight and flooded the kitchen floor", "water damage"),
+        ("Someone broke into the flat and took the laptop and jewellery", "theft"),
+    ],
+)
 def test_classify_clear_examples(notes_ws: Any, text: str, expected: str) -> None:
     sql = f"SELECT ai_classify('{text}', ['vehicle accident', 'water damage', 'theft'])"
     assert one(notes_ws, sql) == expected
@@ -114,18 +138,27 @@ def test_classify_clear_examples(notes_ws: Any, text: str, expected: str) -> Non
 
 def test_classify_with_descriptions_both_ways(notes_ws: Any) -> None:
     text = "Our flight was cancelled and the luggage never arrived"
-    inline = one(notes_ws, f"SELECT ai_classify('{text}', ['A: damage to a parked car', 'B: a problem on a "
-                           f"trip abroad', 'C: a burst water pipe'])")
-    separate = one(notes_ws, f"SELECT ai_classify('{text}', ['A', 'B', 'C'], ['damage to a parked car', "
-                             f"'a problem on a trip abroad', 'a burst water pipe'])")
+    inline = one(
+        notes_ws,
+        f"SELECT ai_classify('{text}', ['A: damage to a parked car', 'B: a problem on a "
+        f"trip abroad', 'C: a burst water pipe'])",
+    )
+    separate = one(
+        notes_ws,
+        f"SELECT ai_classify('{text}', ['A', 'B', 'C'], ['damage to a parked car', "
+        f"'a problem on a trip abroad', 'a burst water pipe'])",
+    )
     assert inline == separate == "B"
 
 
 def test_bad_rows_become_null_and_the_query_goes_on(notes_ws: Any) -> None:
-    result = run_query(notes_ws, """
+    result = run_query(
+        notes_ws,
+        """
         SELECT id, ai_classify(txt, CASE WHEN id = 2 THEN []::VARCHAR[]
                                          ELSE ['vehicle accident', 'customer service'] END) AS label
-        FROM notes ORDER BY id""")
+        FROM notes ORDER BY id""",
+    )
     labels = dict(result.rows())
     assert labels[5] == "vehicle accident" and labels[1] == labels[4] == "customer service"
     assert labels[2] is None  # empty label list: that row alone is NULL
@@ -136,8 +169,10 @@ def test_bad_rows_become_null_and_the_query_goes_on(notes_ws: Any) -> None:
 def test_redact_summarize_extract_extractive(notes_ws: Any) -> None:
     assert one(notes_ws, "SELECT ai_redact('card 4111 1111 1111 1111, mail x@y.org')") == "card [CARD], mail [EMAIL]"
     assert one(notes_ws, "SELECT ai_redact(NULL)") is None
-    text = ("The claimant reported water damage in the kitchen. A pipe burst overnight. The adjuster visited on "
-            "Monday. Repairs are estimated at 4000 dollars. The policy covers sudden leaks.")
+    text = (
+        "The claimant reported water damage in the kitchen. A pipe burst overnight. The adjuster visited on "
+        "Monday. Repairs are estimated at 4000 dollars. The policy covers sudden leaks."
+    )
     summary = one(notes_ws, f"SELECT ai_summarize('{text}')")
     assert summary and len(summary) < len(text) and all(s.strip() in text for s in summary.split(". ") if s)
     answer = one(notes_ws, f"SELECT ai_extract_answer('{text}', 'How much will the repairs cost?')")
@@ -147,8 +182,11 @@ def test_redact_summarize_extract_extractive(notes_ws: Any) -> None:
 
 
 def test_llm_functions_without_an_llm_say_how_to_configure(notes_ws: Any) -> None:
-    for sql in ("SELECT ai_complete('hello')", "SELECT ai_filter('text', 'is it about cars?')",
-                "SELECT ai_translate('hello', 'French')"):
+    for sql in (
+        "SELECT ai_complete('hello')",
+        "SELECT ai_filter('text', 'is it about cars?')",
+        "SELECT ai_translate('hello', 'French')",
+    ):
         with pytest.raises(ConfigError) as err:
             run_query(notes_ws, sql)
         message = str(err.value)
@@ -181,14 +219,20 @@ def _responder(request: ChatRequest) -> Reply | str:
 
 def test_llm_functions_with_an_openai_compatible_server(make_workspace: Callable[..., Any]) -> None:
     with serve_openai(_responder) as base_url:
-        ws = make_workspace("llm", llm={"adapter": "openai", "base_url": base_url, "model": "fake",
-                                        "max_retries": 0, "cache": False})
+        ws = make_workspace(
+            "llm", llm={"adapter": "openai", "base_url": base_url, "model": "fake", "max_retries": 0, "cache": False}
+        )
         conn = ws.connect_warehouse()
-        conn.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, 'my car was dented'), (2, 'the roof leaks'), "
-                     "(3, NULL), (4, 'my car was dented'), (5, 'POISON pill')) v(id, txt)")
+        conn.execute(
+            "CREATE TABLE t AS SELECT * FROM (VALUES (1, 'my car was dented'), (2, 'the roof leaks'), "
+            "(3, NULL), (4, 'my car was dented'), (5, 'POISON pill')) v(id, txt)"
+        )
         conn.close()
-        result = run_query(ws, "SELECT id, ai_complete(txt), ai_filter(txt, 'is about a car'), "
-                               "ai_translate(CASE WHEN id = 1 THEN 'hello world' END, 'French') FROM t ORDER BY id")
+        result = run_query(
+            ws,
+            "SELECT id, ai_complete(txt), ai_filter(txt, 'is about a car'), "
+            "ai_translate(CASE WHEN id = 1 THEN 'hello world' END, 'French') FROM t ORDER BY id",
+        )
         rows = {r[0]: r[1:] for r in result.rows()}
         assert rows[1] == ["echo: my car was dented", True, "Bonjour le monde"]
         assert rows[2][:2] == ["echo: the roof leaks", False] and rows[2][2] is None

@@ -12,19 +12,22 @@ from aiw.sql.runner import QueryTimeoutError, run_query
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize(("sql", "kind"), [
-    ("INSERT INTO notes VALUES (9, 'x', 'y')", "INSERT"),
-    ("CREATE TABLE x AS SELECT 1", "CREATE"),
-    ("ATTACH '/tmp/other.duckdb' AS other", "ATTACH"),
-    ("COPY notes TO '/tmp/notes.csv'", "COPY"),
-    ("UPDATE notes SET txt = 'x'", "UPDATE"),
-    ("DELETE FROM notes", "DELETE"),
-    ("DROP TABLE notes", "DROP"),
-    ("SET threads = 1", "SET"),
-    ("LOAD 'postgres'", "LOAD"),
-    ("EXPORT DATABASE '/tmp/dump'", "EXPORT"),
-    ("PRAGMA enable_profiling", "PRAGMA"),
-])
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("INSERT INTO notes VALUES (9, 'x', 'y')", "INSERT"),
+        ("CREATE TABLE x AS SELECT 1", "CREATE"),
+        ("ATTACH '/tmp/other.duckdb' AS other", "ATTACH"),
+        ("COPY notes TO '/tmp/notes.csv'", "COPY"),
+        ("UPDATE notes SET txt = 'x'", "UPDATE"),
+        ("DELETE FROM notes", "DELETE"),
+        ("DROP TABLE notes", "DROP"),
+        ("SET threads = 1", "SET"),
+        ("LOAD 'postgres'", "LOAD"),
+        ("EXPORT DATABASE '/tmp/dump'", "EXPORT"),
+        ("PRAGMA enable_profiling", "PRAGMA"),
+    ],
+)
 def test_writes_and_attaches_are_refused(notes_ws: Any, sql: str, kind: str) -> None:
     with pytest.raises(InvalidInputError, match=f"write statements are not allowed: {kind}.*read-only SELECT"):
         run_query(notes_ws, sql)
@@ -36,21 +39,31 @@ def test_several_statements_are_refused(notes_ws: Any) -> None:
         run_query(notes_ws, "SELECT 1; DROP TABLE notes")
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT * FROM read_csv('/etc/passwd')",
-    "SELECT * FROM '/etc/passwd'",
-    "SELECT * FROM query('SELECT * FROM read_text(''/etc/hostname'')')",
-    "SELECT * FROM ai_forecast('SELECT * FROM read_parquet(''/tmp/x.parquet'')', 'a', 'b')",
-    "SELECT * FROM ai_detect_anomalies('read_text(''hosts'')', 'a', 'b')",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT * FROM query('SELECT * FROM read_text(''/etc/hostname'')')",
+        "SELECT * FROM ai_forecast('SELECT * FROM read_parquet(''/tmp/x.parquet'')', 'a', 'b')",
+        "SELECT * FROM ai_detect_anomalies('read_text(''hosts'')', 'a', 'b')",
+    ],
+)
 def test_file_readers_are_refused(notes_ws: Any, sql: str) -> None:
     with pytest.raises(InvalidInputError, match=r"not allowed|only tables"):
         run_query(notes_ws, sql)
 
 
 def test_select_like_statements_run(notes_ws: Any) -> None:
-    for sql in ("DESCRIBE notes", "SHOW TABLES", "SUMMARIZE notes", "FROM notes", "VALUES (1), (2)",
-                "WITH x AS (SELECT id FROM notes) SELECT count(*) FROM x", "SELECT * FROM query('SELECT 42')"):
+    for sql in (
+        "DESCRIBE notes",
+        "SHOW TABLES",
+        "SUMMARIZE notes",
+        "FROM notes",
+        "VALUES (1), (2)",
+        "WITH x AS (SELECT id FROM notes) SELECT count(*) FROM x",
+        "SELECT * FROM query('SELECT 42')",
+    ):
         assert run_query(notes_ws, sql).row_count >= 1
 
 
@@ -80,8 +93,10 @@ def test_errors_carry_duckdbs_message(notes_ws: Any) -> None:
 
 
 def test_json_friendly_rows(notes_ws: Any) -> None:
-    row = run_query(notes_ws, "SELECT DATE '2024-01-02', TIMESTAMP '2024-01-02 03:04:05', 1.5::DECIMAL(4,2), "
-                              "'nan'::DOUBLE, [1, 2], {'a': 1}").rows()[0]
+    row = run_query(
+        notes_ws,
+        "SELECT DATE '2024-01-02', TIMESTAMP '2024-01-02 03:04:05', 1.5::DECIMAL(4,2), 'nan'::DOUBLE, [1, 2], {'a': 1}",
+    ).rows()[0]
     assert row == ["2024-01-02", "2024-01-02T03:04:05", 1.5, None, [1, 2], {"a": 1}]
 
 

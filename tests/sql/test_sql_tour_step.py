@@ -16,7 +16,8 @@ def test_tour_step_reports_sentiment_forecast_and_anomalies(sample_ws: Any) -> N
     from aiw.tour import STEPS, TourContext
 
     assert STEPS.index(("Rapid insights", "aiw.sql.tour:tour_step")) > STEPS.index(
-        ("Sample data", "aiw.data.sample:tour_step"))
+        ("Sample data", "aiw.data.sample:tour_step")
+    )
     out = io.StringIO()
     ctx = TourContext(sample_ws, sample_ws.settings, Console(file=out, width=120), rows=50_000, seed=11)
     tour_step(ctx)

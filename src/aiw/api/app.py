@@ -59,10 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for hook in getattr(app.state, "shutdown_hooks", []):
             hook()
 
-    app = FastAPI(title="Enterprise AI Workflows", version=__version__, lifespan=lifespan,
-                  dependencies=[Depends(authorize)],
-                  description="Every route needs an API key (`Authorization: Bearer aiw_...`) "
-                              "whose role grants the route's `x-permission`.")
+    app = FastAPI(
+        title="Enterprise AI Workflows",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(authorize)],
+        description="Every route needs an API key (`Authorization: Bearer aiw_...`) "
+        "whose role grants the route's `x-permission`.",
+    )
     app.state.settings = settings
     app.state.workspace = workspace
     app.state.key_cache = _KeyCache()
@@ -74,8 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         missing += [f"{sorted(r.methods or ())} {r.path}" for r in iter_routes(router) if permission_of(r) is None]
         app.include_router(router)
     if missing:
-        raise ConfigError(f"Routes without a declared permission: {', '.join(missing)}",
-                          hint="add openapi_extra=requires('...') to each")
+        raise ConfigError(
+            f"Routes without a declared permission: {', '.join(missing)}",
+            hint="add openapi_extra=requires('...') to each",
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     return app

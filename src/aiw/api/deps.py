@@ -103,8 +103,10 @@ def authorize(request: Request) -> None:
     route = request.scope.get("route")
     permission = permission_of(route)
     if permission is None:
-        raise PolicyViolation(f"{request.method} {request.url.path} declares no permission and is refused",
-                              hint="every route must declare openapi_extra=requires(...)")
+        raise PolicyViolation(
+            f"{request.method} {request.url.path} declares no permission and is refused",
+            hint="every route must declare openapi_extra=requires(...)",
+        )
     if permission == PUBLIC:
         return
     ws = get_workspace(request)
@@ -117,8 +119,13 @@ def authorize(request: Request) -> None:
     request.state.principal = principal
     if not principal.can(permission):
         if request.method not in ("GET", "HEAD", "OPTIONS"):
-            ws.audit.append(principal.name, "api.denied", f"route:{request.method} {getattr(route, 'path', '?')}",
-                            outcome="denied", details={"permission": permission, "role": principal.role})
+            ws.audit.append(
+                principal.name,
+                "api.denied",
+                f"route:{request.method} {getattr(route, 'path', '?')}",
+                outcome="denied",
+                details={"permission": permission, "role": principal.role},
+            )
         principal.require(permission)
 
 

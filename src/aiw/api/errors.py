@@ -69,10 +69,12 @@ async def _aiw_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AiwError)
     status, kind = _status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    extra = {"model": exc.model, "version": exc.version, "error_type": exc.error_type} if isinstance(
-        exc, ModelError) else {}
-    return JSONResponse(error_body(status, kind, exc.message, exc.hint, **extra), status_code=status,
-                        headers=headers)
+    extra = (
+        {"model": exc.model, "version": exc.version, "error_type": exc.error_type}
+        if isinstance(exc, ModelError)
+        else {}
+    )
+    return JSONResponse(error_body(status, kind, exc.message, exc.hint, **extra), status_code=status, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -87,22 +89,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     body_error = any(tuple(err.get("loc", ()))[:1] == ("body",) for err in exc.errors())
     if body_error and request.method in ("POST", "PUT", "PATCH") and "json" not in content_type.lower():
         # curl -d sends a form by default: the JSON body was never parsed
-        hint = (f"send the body as JSON with 'Content-Type: application/json' (got {content_type or 'none'!r}); "
-                "see the schema at /docs")
+        hint = (
+            f"send the body as JSON with 'Content-Type: application/json' (got {content_type or 'none'!r}); "
+            "see the schema at /docs"
+        )
     return JSONResponse(error_body(422, "invalid_input", message, hint), status_code=422)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
-    return JSONResponse(error_body(exc.status_code, kind, str(exc.detail)), status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        error_body(exc.status_code, kind, str(exc.detail)),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     # Never leak internals (paths, SQL, secrets) to the client; the server log has the traceback.
-    return JSONResponse(error_body(500, "internal_error", f"Internal error ({type(exc).__name__})",
-                                   "see the server log"), status_code=500)
+    return JSONResponse(
+        error_body(500, "internal_error", f"Internal error ({type(exc).__name__})", "see the server log"),
+        status_code=500,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -17,11 +17,15 @@ def http_metrics() -> tuple[Any, Any]:
     """The request counter and latency histogram, created once per process."""
     from prometheus_client import Counter, Histogram
 
-    requests = Counter("aiw_http_requests_total", "HTTP requests by route, method and status",
-                       ["route", "method", "status"])
-    latency = Histogram("aiw_http_request_duration_seconds", "HTTP request latency by route and status",
-                        ["route", "method", "status"],
-                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+    requests = Counter(
+        "aiw_http_requests_total", "HTTP requests by route, method and status", ["route", "method", "status"]
+    )
+    latency = Histogram(
+        "aiw_http_request_duration_seconds",
+        "HTTP request latency by route and status",
+        ["route", "method", "status"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    )
     return requests, latency
 
 
@@ -62,11 +66,21 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _too_large(self, send: Any) -> None:
-        body = json.dumps(error_body(413, "payload_too_large",
-                                     f"The request body is larger than {self.max_bytes} bytes",
-                                     "send smaller batches or raise AIW_API__MAX_BODY_BYTES")).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            error_body(
+                413,
+                "payload_too_large",
+                f"The request body is larger than {self.max_bytes} bytes",
+                "send smaller batches or raise AIW_API__MAX_BODY_BYTES",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -19,8 +19,16 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_STYLE = {"pass": "green", "success": "green", "no-op": "green", "warn": "yellow", "skipped": "dim",
-          "fail": "red", "error": "red", "runtime error": "red"}
+_STYLE = {
+    "pass": "green",
+    "success": "green",
+    "no-op": "green",
+    "warn": "yellow",
+    "skipped": "dim",
+    "fail": "red",
+    "error": "red",
+    "runtime error": "red",
+}
 
 
 def _styled(status: str) -> str:
@@ -40,8 +48,15 @@ def build(
     from aiw.data.dbt_runner import DbtRunner
 
     runner = DbtRunner(workspace(), threads=threads)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=as_json or not err_console.is_terminal) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json or not err_console.is_terminal,
+    ) as bar:
         task = bar.add_task("dbt", total=None)
 
         def on_event(event: BuildEvent) -> None:
@@ -56,8 +71,11 @@ def build(
     if as_json:
         console.print_json(json.dumps(result.as_dict()))
     else:
-        table(f"dbt build ({result.seconds:.1f} s)", ["kind", "name", "status", "seconds", "message"],
-              [(n.kind, n.name, _styled(n.status), f"{n.seconds:.2f}", n.message) for n in result.nodes])
+        table(
+            f"dbt build ({result.seconds:.1f} s)",
+            ["kind", "name", "status", "seconds", "message"],
+            [(n.kind, n.name, _styled(n.status), f"{n.seconds:.2f}", n.message) for n in result.nodes],
+        )
         counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items()))
         console.print(f"{len(result.nodes)} nodes: {counts}. Artifacts in {result.target_path}")
     if not result.success:
@@ -78,8 +96,9 @@ def docs() -> None:
 
 def check(
     as_of: str = typer.Option(None, "--as-of", help="Judge as of this UTC date or time (default now)."),
-    accept_schema: bool = typer.Option(False, "--accept-schema",
-                                       help="Accept the current columns as the baseline, then check."),
+    accept_schema: bool = typer.Option(
+        False, "--accept-schema", help="Accept the current columns as the baseline, then check."
+    ),
     tables: list[str] = typer.Option(None, "--table", "-t", help="With --accept-schema: only these tables."),
     history: bool = typer.Option(False, "--history", help="List the latest check runs instead."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -92,17 +111,31 @@ def check(
     gates = QualityGates(ws, ws.settings.quality)
     if history:
         runs = gates.runs()
-        table("Data check runs", ["run", "started (UTC)", "status", "checks", "failures", "warnings", "actor"],
-              [(r["id"][:12], str(r["started_at"])[:19], _styled(r["status"]), r["checks"], r["failures"],
-                r["warnings"], r["actor"]) for r in runs])
+        table(
+            "Data check runs",
+            ["run", "started (UTC)", "status", "checks", "failures", "warnings", "actor"],
+            [
+                (
+                    r["id"][:12],
+                    str(r["started_at"])[:19],
+                    _styled(r["status"]),
+                    r["checks"],
+                    r["failures"],
+                    r["warnings"],
+                    r["actor"],
+                )
+                for r in runs
+            ],
+        )
         return
     moment = None
     if as_of:
         try:
             moment = datetime.fromisoformat(as_of)
         except ValueError as exc:
-            raise InvalidInputError(f"--as-of must be an ISO date or time (2026-01-31 or 2026-01-31T06:00). "
-                                    f"Got {as_of!r}.") from exc
+            raise InvalidInputError(
+                f"--as-of must be an ISO date or time (2026-01-31 or 2026-01-31T06:00). Got {as_of!r}."
+            ) from exc
     if accept_schema:
         accepted = gates.accept_schema(tables or None, actor=actor(), reason="aiw data check --accept-schema")
         console.print(f"schema accepted for {', '.join(accepted) if accepted else 'no table (nothing changed)'}")
@@ -110,15 +143,22 @@ def check(
     if as_json:
         console.print_json(json.dumps(report.as_dict(), default=str))
     else:
-        rows: list[tuple[Any, ...]] = [(r.table, r.check, _styled(r.status), r.observed, r.expected)
-                                       for r in report.results]
-        table(f"Quality gates (as of {report.as_of:%Y-%m-%d %H:%M} UTC)",
-              ["table", "check", "status", "observed", "expected"], rows)
-        console.print(f"{len(report.results)} checks: {len(report.failures)} failed, "
-                      f"{len(report.warnings)} warned. Run {report.run_id}")
+        rows: list[tuple[Any, ...]] = [
+            (r.table, r.check, _styled(r.status), r.observed, r.expected) for r in report.results
+        ]
+        table(
+            f"Quality gates (as of {report.as_of:%Y-%m-%d %H:%M} UTC)",
+            ["table", "check", "status", "observed", "expected"],
+            rows,
+        )
+        console.print(
+            f"{len(report.results)} checks: {len(report.failures)} failed, "
+            f"{len(report.warnings)} warned. Run {report.run_id}"
+        )
     if report.failures:
-        fail("; ".join(f"{r.table} {r.check}: observed {r.observed}, expected {r.expected}"
-                       for r in report.failures), 1)
+        fail(
+            "; ".join(f"{r.table} {r.check}: observed {r.observed}, expected {r.expected}" for r in report.failures), 1
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -25,15 +25,29 @@ def log(
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
     """List audit records, newest first."""
-    records = workspace().audit.records(actor=actor, action=action, resource=resource, outcome=outcome,
-                                        since=since, until=until, limit=limit)
+    records = workspace().audit.records(
+        actor=actor, action=action, resource=resource, outcome=outcome, since=since, until=until, limit=limit
+    )
     if as_json:
         for r in records:
             print(json.dumps(r.as_dict(), default=str))
         return
-    table("Audit log", ["seq", "time (UTC)", "actor", "action", "resource", "outcome", "details"],
-          [(r.seq, r.ts[:19].replace("T", " "), r.actor, r.action, r.resource, r.outcome,
-            json.dumps(r.details, default=str)[:80]) for r in records])
+    table(
+        "Audit log",
+        ["seq", "time (UTC)", "actor", "action", "resource", "outcome", "details"],
+        [
+            (
+                r.seq,
+                r.ts[:19].replace("T", " "),
+                r.actor,
+                r.action,
+                r.resource,
+                r.outcome,
+                json.dumps(r.details, default=str)[:80],
+            )
+            for r in records
+        ],
+    )
 
 
 @app.command()

@@ -22,8 +22,9 @@ _MIN_ROWS, _MAX_ROWS = 100, 50_000_000  # mirrors aiw.data.sample, which validat
 def generate(
     rows: int = typer.Option(100_000, "--rows", "-n", help="Number of claims (100 to 50,000,000)."),
     seed: int = typer.Option(42, "--seed", "-s", help="Random seed: the same seed and end date give the same data."),
-    end_date: str = typer.Option(None, "--end-date", help="Last day of the three-year window, YYYY-MM-DD "
-                                                          "(default: today, UTC)."),
+    end_date: str = typer.Option(
+        None, "--end-date", help="Last day of the three-year window, YYYY-MM-DD (default: today, UTC)."
+    ),
 ) -> None:
     """Generate customers, policies, claims, payments and policy documents into the warehouse."""
     if not _MIN_ROWS <= rows <= _MAX_ROWS:
@@ -42,12 +43,17 @@ def generate(
             bar.update(tasks[step], completed=done, total=total)
 
         summary = generate_sample(ws, rows=rows, seed=seed, end_date=end_date, progress=report, actor=actor())
-    table(f"Sample data in {ws.warehouse_path}", ["table", "rows", "seconds"],
-          [(name, f"{n:,}", f"{summary.seconds.get(name, 0.0):.2f}") for name, n in summary.rows.items()]
-          + [("total", "", f"{summary.total_seconds:.2f}")])
-    console.print(f"Claims from {summary.start_date} to {summary.end_date}, seed {summary.seed}; "
-                  f"fraud rate {summary.fraud_rate:.1%}; {summary.anomalies} injected volume anomalies "
-                  f"(table sample_anomalies); documents in {summary.documents_dir}.")
+    table(
+        f"Sample data in {ws.warehouse_path}",
+        ["table", "rows", "seconds"],
+        [(name, f"{n:,}", f"{summary.seconds.get(name, 0.0):.2f}") for name, n in summary.rows.items()]
+        + [("total", "", f"{summary.total_seconds:.2f}")],
+    )
+    console.print(
+        f"Claims from {summary.start_date} to {summary.end_date}, seed {summary.seed}; "
+        f"fraud rate {summary.fraud_rate:.1%}; {summary.anomalies} injected volume anomalies "
+        f"(table sample_anomalies); documents in {summary.documents_dir}."
+    )
 
 
 # dbt builds, docs and the quality gates (issue 7) live in their own module.

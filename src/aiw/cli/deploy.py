@@ -49,8 +49,11 @@ def _when(record: DecisionRecord) -> str:
 
 
 def _show_decisions(decisions: list[DecisionRecord]) -> None:
-    table("Decisions", ["time (UTC)", "action", "share", "reason", "by"],
-          [(_when(d), d.action, f"{_pct(d.from_share)} -> {_pct(d.to_share)}", d.reason, d.actor) for d in decisions])
+    table(
+        "Decisions",
+        ["time (UTC)", "action", "share", "reason", "by"],
+        [(_when(d), d.action, f"{_pct(d.from_share)} -> {_pct(d.to_share)}", d.reason, d.actor) for d in decisions],
+    )
 
 
 def _show_live(live: dict[str, Any], age: float | None) -> None:
@@ -58,17 +61,32 @@ def _show_live(live: dict[str, Any], age: float | None) -> None:
     for arm in ("champion", "candidate"):
         m = live.get(arm) or {}
         shares = m.get("prediction_shares")
-        prediction = (f"mean {m['prediction_mean']:.4f}" if m.get("prediction_mean") is not None
-                      else ", ".join(f"{k} {v:.0%}" for k, v in (shares or {}).items()) or "-")
-        rows.append((arm, f"v{m.get('version', '?')}", m.get("requests", 0), m.get("errors", 0),
-                     f"{m.get('error_rate', 0):.2%}", _ms(m.get("p50_ms")), _ms(m.get("p95_ms")), prediction))
+        prediction = (
+            f"mean {m['prediction_mean']:.4f}"
+            if m.get("prediction_mean") is not None
+            else ", ".join(f"{k} {v:.0%}" for k, v in (shares or {}).items()) or "-"
+        )
+        rows.append(
+            (
+                arm,
+                f"v{m.get('version', '?')}",
+                m.get("requests", 0),
+                m.get("errors", 0),
+                f"{m.get('error_rate', 0):.2%}",
+                _ms(m.get("p50_ms")),
+                _ms(m.get("p95_ms")),
+                prediction,
+            )
+        )
     title = "Live metrics (current step)" + (f", {age:.0f} s old" if age and age >= 2 else "")
     table(title, ["arm", "version", "requests", "errors", "error rate", "p50", "p95", "predictions"], rows)
     shadow = live.get("shadow")
     if shadow:
         agreement = shadow.get("agreement")
-        console.print(f"shadow: {shadow['mirrored']} mirrored, {shadow['dropped']} dropped, agreement "
-                      f"{'-' if agreement is None else f'{agreement:.1%}'} over {shadow['compared_rows']} rows")
+        console.print(
+            f"shadow: {shadow['mirrored']} mirrored, {shadow['dropped']} dropped, agreement "
+            f"{'-' if agreement is None else f'{agreement:.1%}'} over {shadow['compared_rows']} rows"
+        )
 
 
 def _ms(value: Any) -> str:
@@ -76,10 +94,15 @@ def _ms(value: Any) -> str:
 
 
 def _headline(r: Rollout) -> str:
-    split = ("shadow: every request mirrored" if r.mode == "shadow"
-             else f"step {r.step_index + 1}/{len(r.plan.steps)}, candidate share {_pct(r.share)}")
-    return (f"rollout #{r.id} of [bold]{r.model}[/]: {r.mode} of v{r.candidate_version} against "
-            f"v{r.champion_version}, [bold]{r.status}[/] ({split}); {r.plan.describe()}")
+    split = (
+        "shadow: every request mirrored"
+        if r.mode == "shadow"
+        else f"step {r.step_index + 1}/{len(r.plan.steps)}, candidate share {_pct(r.share)}"
+    )
+    return (
+        f"rollout #{r.id} of [bold]{r.model}[/]: {r.mode} of v{r.candidate_version} against "
+        f"v{r.champion_version}, [bold]{r.status}[/] ({split}); {r.plan.describe()}"
+    )
 
 
 def _show_status(status: DeploymentStatus) -> None:
@@ -103,8 +126,10 @@ def _follow(service: DeploymentService, name: str, rollout_id: int, timeout: flo
             console.print(f"{_when(d)}  {d.action:<9} {_pct(d.from_share):>5} -> {_pct(d.to_share):<5} {d.reason}")
         seen = len(decisions)
         if not rollout.running:
-            console.print(f"rollout #{rollout.id} {rollout.status}; @champion is "
-                          f"v{service.registry.aliases(name).get('champion')}")
+            console.print(
+                f"rollout #{rollout.id} {rollout.status}; @champion is "
+                f"v{service.registry.aliases(name).get('champion')}"
+            )
             if rollout.status == "rolled_back":
                 raise typer.Exit(1)
             return
@@ -113,10 +138,15 @@ def _follow(service: DeploymentService, name: str, rollout_id: int, timeout: flo
         time.sleep(1.0)
 
 
-def _guardrails(max_error_rate: float | None, max_p95_ratio: float | None, max_psi: float | None,
-                min_requests: int | None) -> dict[str, Any]:
-    return {"max_error_rate": max_error_rate, "max_p95_ratio": max_p95_ratio, "max_prediction_psi": max_psi,
-            "min_requests": min_requests}
+def _guardrails(
+    max_error_rate: float | None, max_p95_ratio: float | None, max_psi: float | None, min_requests: int | None
+) -> dict[str, Any]:
+    return {
+        "max_error_rate": max_error_rate,
+        "max_p95_ratio": max_p95_ratio,
+        "max_prediction_psi": max_psi,
+        "min_requests": min_requests,
+    }
 
 
 @app.command()
@@ -136,8 +166,14 @@ def canary(
     from aiw.cli.models import principal
 
     service = _service()
-    rollout = service.canary(name, version, principal(), steps=steps, bake=bake,
-                             **_guardrails(max_error_rate, max_p95_ratio, max_psi, min_requests))
+    rollout = service.canary(
+        name,
+        version,
+        principal(),
+        steps=steps,
+        bake=bake,
+        **_guardrails(max_error_rate, max_p95_ratio, max_psi, min_requests),
+    )
     console.print(_headline(rollout))
     if wait:
         _follow(service, name, rollout.id, timeout)
@@ -161,8 +197,9 @@ def shadow(
     from aiw.cli.models import principal
 
     service = _service()
-    rollout = service.shadow(name, version, principal(), bake=bake,
-                             **_guardrails(max_error_rate, max_p95_ratio, max_psi, min_requests))
+    rollout = service.shadow(
+        name, version, principal(), bake=bake, **_guardrails(max_error_rate, max_p95_ratio, max_psi, min_requests)
+    )
     console.print(_headline(rollout))
     if wait:
         _follow(service, name, rollout.id, timeout)
@@ -221,10 +258,29 @@ def history(
     service = _service()
     rollouts = service.history(name, limit=limit)
     if as_json:
-        print(json.dumps([{**r.as_dict(), "decisions": [d.as_dict() for d in service.decisions(r.id)]}
-                          for r in rollouts], indent=1, default=str))
+        print(
+            json.dumps(
+                [{**r.as_dict(), "decisions": [d.as_dict() for d in service.decisions(r.id)]} for r in rollouts],
+                indent=1,
+                default=str,
+            )
+        )
         return
-    table("Rollouts",
-          ["id", "model", "mode", "candidate", "champion", "status", "share", "started (UTC)", "last reason"],
-          [(r.id, r.model, r.mode, f"v{r.candidate_version}", f"v{r.champion_version}", r.status, _pct(r.share),
-            r.started_at.isoformat(timespec="seconds").replace("+00:00", "Z"), r.reason) for r in rollouts])
+    table(
+        "Rollouts",
+        ["id", "model", "mode", "candidate", "champion", "status", "share", "started (UTC)", "last reason"],
+        [
+            (
+                r.id,
+                r.model,
+                r.mode,
+                f"v{r.candidate_version}",
+                f"v{r.champion_version}",
+                r.status,
+                _pct(r.share),
+                r.started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                r.reason,
+            )
+            for r in rollouts
+        ],
+    )

@@ -29,19 +29,30 @@ def refresh(
         console.print_json(json.dumps(report.as_dict(), default=str))
     else:
         drift = report.drift
-        table(f"Embedding refresh of {report.collection!r}: {report.outcome}", ["what", "value"], [
-            ("added / updated / removed", f"{len(report.added)} / {len(report.updated)} / {len(report.removed)}"),
-            ("unchanged documents", report.unchanged),
-            ("chunks written / deleted", f"{report.chunks_written} / {report.chunks_deleted}"),
-            ("drift", "first snapshot" if drift is None else
-             f"{drift.level}: norm shift {drift.norm_shift:.2%}, centroid cosine {drift.centroid_cosine:.4f}"),
-            ("failed documents", "; ".join(f"{f['path']}: {f['reason']}" for f in report.failed) or "none"),
-            ("seconds", f"{report.seconds:.1f}"),
-        ])
+        shift = (
+            "first snapshot"
+            if drift is None
+            else f"{drift.level}: norm shift {drift.norm_shift:.2%}, centroid cosine {drift.centroid_cosine:.4f}"
+        )
+        table(
+            f"Embedding refresh of {report.collection!r}: {report.outcome}",
+            ["what", "value"],
+            [
+                ("added / updated / removed", f"{len(report.added)} / {len(report.updated)} / {len(report.removed)}"),
+                ("unchanged documents", report.unchanged),
+                ("chunks written / deleted", f"{report.chunks_written} / {report.chunks_deleted}"),
+                ("drift", shift),
+                ("failed documents", "; ".join(f"{f['path']}: {f['reason']}" for f in report.failed) or "none"),
+                ("seconds", f"{report.seconds:.1f}"),
+            ],
+        )
     if report.blocked:
         reasons = "; ".join(report.drift.reasons) if report.drift else ""
-        fail(f"the drift gate blocked the swap (alert raised): {reasons}; "
-             "inspect the change, then rerun with --force to accept it", 1)
+        fail(
+            f"the drift gate blocked the swap (alert raised): {reasons}; "
+            "inspect the change, then rerun with --force to accept it",
+            1,
+        )
 
 
 @app.command("snapshots")
@@ -51,6 +62,19 @@ def snapshots(collection: str = typer.Option(None, "--collection", help="The RAG
 
     ws = workspace()
     rows = EmbeddingRefresher(ws, ws.settings, collection=collection).snapshots()
-    table("Embedding snapshots", ["id", "created (UTC)", "status", "documents", "vectors", "mean norm", "drift"],
-          [(r["id"], str(r["created_at"])[:19], r["status"], r["documents"], r["vectors"], f"{r['mean_norm']:.4f}",
-            (r["metrics"].get("drift") or {}).get("level", "baseline")) for r in rows])
+    table(
+        "Embedding snapshots",
+        ["id", "created (UTC)", "status", "documents", "vectors", "mean norm", "drift"],
+        [
+            (
+                r["id"],
+                str(r["created_at"])[:19],
+                r["status"],
+                r["documents"],
+                r["vectors"],
+                f"{r['mean_norm']:.4f}",
+                (r["metrics"].get("drift") or {}).get("level", "baseline"),
+            )
+            for r in rows
+        ],
+    )

@@ -41,10 +41,15 @@ def apply() -> None:
     """Export the feature marts to Parquet and register entities, feature views and services."""
     with console.status("exporting the marts and applying the definitions (Feast loads in a few seconds) ..."):
         result = _service().apply(actor=actor())
-    table(f"Feature store {result.project!r} ({result.seconds:.1f} s)", ["feature view", "features"],
-          [(name, ", ".join(features)) for name, features in result.feature_views.items()])
-    console.print(f"entities: {', '.join(result.entities)}; services: {', '.join(result.feature_services)}; "
-                  f"exported: {', '.join(f'{k} ({v:,} rows)' for k, v in result.exported.items())}")
+    table(
+        f"Feature store {result.project!r} ({result.seconds:.1f} s)",
+        ["feature view", "features"],
+        [(name, ", ".join(features)) for name, features in result.feature_views.items()],
+    )
+    console.print(
+        f"entities: {', '.join(result.entities)}; services: {', '.join(result.feature_services)}; "
+        f"exported: {', '.join(f'{k} ({v:,} rows)' for k, v in result.exported.items())}"
+    )
 
 
 @app.command("materialize")
@@ -55,14 +60,17 @@ def materialize(
     """Load the newest feature values into the online store (SQLite, or Redis when configured)."""
     with console.status("materializing ..."):
         result = _service().materialize(start=_when(start, "--start"), end=_when(end, "--end"), actor=actor())
-    console.print(f"materialized {', '.join(result.feature_views)} into the {result.online_store} online store "
-                  f"({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d %H:%M} UTC) in {result.seconds:.1f} s")
+    console.print(
+        f"materialized {', '.join(result.feature_views)} into the {result.online_store} online store "
+        f"({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d %H:%M} UTC) in {result.seconds:.1f} s"
+    )
 
 
 @app.command("get")
 def get(
-    entity: list[str] = typer.Option(..., "--entity", "-e",
-                                     help="Join keys of one entity row, e.g. claim_id=17,customer_id=4 (repeatable)."),
+    entity: list[str] = typer.Option(
+        ..., "--entity", "-e", help="Join keys of one entity row, e.g. claim_id=17,customer_id=4 (repeatable)."
+    ),
     feature: list[str] = typer.Option(None, "--feature", "-f", help="view:feature (repeatable)."),
     service: str = typer.Option("claims_fraud", "--service", help="A feature service, when no --feature is given."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),

@@ -58,12 +58,14 @@ def forecast(
     from aiw.sql.forecast import load_history
 
     history = load_history(workspace(), source, ts, value, series, agg=agg, grain=grain)
-    frame = run_forecast(history, "ts", "y", "series" if series else None, horizon=horizon, level=level,
-                         fill=fill)  # type: ignore[arg-type]
+    frame = run_forecast(history, "ts", "y", "series" if series else None, horizon=horizon, level=level, fill=fill)  # type: ignore[arg-type]
     for note in frame.attrs.get("notes", []):
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-    table(f"Forecast, {horizon} steps, {level:g}% interval", ["series", "ts", "forecast", "lower", "upper", "model"],
-          [[_fmt(v) for v in row] for row in frame.itertuples(index=False)][:500])
+    table(
+        f"Forecast, {horizon} steps, {level:g}% interval",
+        ["series", "ts", "forecast", "lower", "upper", "model"],
+        [[_fmt(v) for v in row] for row in frame.itertuples(index=False)][:500],
+    )
     if len(frame) > 500:
         console.print(f"[dim]{len(frame):,} rows; first 500 shown (use --out for all)[/]")
     _write(frame, out)
@@ -75,8 +77,9 @@ def anomalies(
     ts: str = typer.Option(..., "--ts", help="The timestamp (or date) column."),
     value: str = typer.Option(None, "--value", help="The value column (not needed with --agg count)."),
     series: str = typer.Option(None, "--series", help="The column naming each series."),
-    level: float = typer.Option(99.0, "--level", min=1, max=99.9999,
-                                help="Interval outside which a point is anomalous."),
+    level: float = typer.Option(
+        99.0, "--level", min=1, max=99.9999, help="Interval outside which a point is anomalous."
+    ),
     agg: str = typer.Option("none", "--agg", help=_AGG_HELP),
     grain: str = typer.Option(None, "--grain", help=_GRAIN_HELP),
     fill: str = typer.Option("interpolate", "--fill", help=_FILL_HELP),
@@ -91,13 +94,24 @@ def anomalies(
     from aiw.sql.forecast import detect_anomalies, load_history
 
     history = load_history(workspace(), source, ts, value, series, agg=agg, grain=grain)
-    frame = detect_anomalies(history, "ts", "y", "series" if series else None, level=level,
-                             fill=fill)  # type: ignore[arg-type]
+    frame = detect_anomalies(history, "ts", "y", "series" if series else None, level=level, fill=fill)  # type: ignore[arg-type]
     shown = frame if show_all else frame[frame["is_anomaly"]].sort_values("distance", key=abs, ascending=False)
-    table(f"{int(frame['is_anomaly'].sum())} anomalies in {len(frame):,} points ({level:g}% interval)",
-          ["series", "ts", "y", "forecast", "lower", "upper", "distance"],
-          [[_fmt(r.series), _fmt(r.ts), _fmt(r.y), _fmt(r.forecast), _fmt(r.lower), _fmt(r.upper),
-            f"{r.distance:+.1f}"] for r in shown.head(500).itertuples(index=False)])
+    table(
+        f"{int(frame['is_anomaly'].sum())} anomalies in {len(frame):,} points ({level:g}% interval)",
+        ["series", "ts", "y", "forecast", "lower", "upper", "distance"],
+        [
+            [
+                _fmt(r.series),
+                _fmt(r.ts),
+                _fmt(r.y),
+                _fmt(r.forecast),
+                _fmt(r.lower),
+                _fmt(r.upper),
+                f"{r.distance:+.1f}",
+            ]
+            for r in shown.head(500).itertuples(index=False)
+        ],
+    )
     _write(frame, out)
 
 
@@ -119,14 +133,27 @@ def baseline(
     def split(text: str | None) -> list[str] | None:
         return [p.strip() for p in text.split(",") if p.strip()] if text else None
 
-    board = run_baseline(workspace(), source, target, folds=folds, models=split(models), exclude=split(exclude),
-                         max_rows=max_rows, actor=actor())
+    board = run_baseline(
+        workspace(),
+        source,
+        target,
+        folds=folds,
+        models=split(models),
+        exclude=split(exclude),
+        max_rows=max_rows,
+        actor=actor(),
+    )
     frame = board.to_frame()
     metrics = [c for c in frame.columns if c not in ("model", "run_id")]
-    table(f"Baseline: {board.target} from {board.table} ({board.task}, {board.rows:,} rows, {board.folds} folds, "
-          f"by {board.metric})", ["rank", "model", *metrics, "MLflow run"],
-          [[i + 1, r.model, *[f"{getattr(r, m):.4f}" for m in metrics], r.run_id]
-           for i, r in enumerate(frame.itertuples(index=False))])
+    table(
+        f"Baseline: {board.target} from {board.table} ({board.task}, {board.rows:,} rows, {board.folds} folds, "
+        f"by {board.metric})",
+        ["rank", "model", *metrics, "MLflow run"],
+        [
+            [i + 1, r.model, *[f"{getattr(r, m):.4f}" for m in metrics], r.run_id]
+            for i, r in enumerate(frame.itertuples(index=False))
+        ],
+    )
     console.print(f"[dim]features: {', '.join(board.features)}[/]", highlight=False)
     console.print(f"[dim]dropped: {', '.join(f'{k} ({v})' for k, v in board.dropped.items())}[/]", highlight=False)
     console.print(f"experiment [bold]baseline-{board.table}[/] in {workspace().tracking_uri}", highlight=False)

@@ -26,9 +26,21 @@ def create(
 def list_keys(all_keys: bool = typer.Option(True, "--all/--active", help="Include revoked keys.")) -> None:
     """List keys (ids, names, roles; never secrets)."""
     keys = workspace().keys.list(include_revoked=all_keys)
-    table("API keys", ["id", "name", "role", "created", "by", "status"],
-          [(k.id, k.name, k.role, k.created_at.isoformat(timespec="seconds"), k.created_by,
-            "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}") for k in keys])
+    table(
+        "API keys",
+        ["id", "name", "role", "created", "by", "status"],
+        [
+            (
+                k.id,
+                k.name,
+                k.role,
+                k.created_at.isoformat(timespec="seconds"),
+                k.created_by,
+                "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}",
+            )
+            for k in keys
+        ],
+    )
 
 
 @app.command()

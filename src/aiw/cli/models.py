@@ -59,8 +59,10 @@ def train(
     m = result.metrics
     rows = result.fingerprint.rows if result.fingerprint else "?"
     gap = result.groups.get("gaps", {}).get("selection_rate", float("nan"))
-    console.print(f"[bold]{name}[/] trained in {result.seconds:.1f} s on {rows} claims: auc {m['auc']:.3f}, "
-                  f"accuracy {m['accuracy']:.3f}, f1 {m['f1']:.3f}; selection-rate gap by gender {gap:.3f}")
+    console.print(
+        f"[bold]{name}[/] trained in {result.seconds:.1f} s on {rows} claims: auc {m['auc']:.3f}, "
+        f"accuracy {m['accuracy']:.3f}, f1 {m['f1']:.3f}; selection-rate gap by gender {gap:.3f}"
+    )
     console.print(f"run {result.logged.run_id}, model {result.logged.model_uri}")
     if register:
         from aiw.mlops.registry import ModelRegistry
@@ -79,10 +81,11 @@ def register_cmd(
     """Register a logged model as a new governed version (checksums, lineage, audit)."""
     from aiw.mlops.registry import ModelRegistry
 
-    mv = ModelRegistry(workspace()).register(source, name, principal(), description=description,
-                                             parent_version=parent)
-    console.print(f"registered [bold]{name}[/] version {mv.version}: {len(mv.manifest)} files, "
-                  f"manifest {mv.manifest_sha256[:12]}, parent {mv.parent_version or '-'}")
+    mv = ModelRegistry(workspace()).register(source, name, principal(), description=description, parent_version=parent)
+    console.print(
+        f"registered [bold]{name}[/] version {mv.version}: {len(mv.manifest)} files, "
+        f"manifest {mv.manifest_sha256[:12]}, parent {mv.parent_version or '-'}"
+    )
 
 
 @app.command("list")
@@ -92,8 +95,16 @@ def list_cmd() -> None:
 
     principal().require("models:read")
 
-    rows = [(m.name, m.latest_version, m.versions, ", ".join(f"@{a}={v}" for a, v in sorted(m.aliases.items())) or "-",
-             m.updated_at.isoformat(timespec="seconds")) for m in ModelRegistry(workspace()).list_models()]
+    rows = [
+        (
+            m.name,
+            m.latest_version,
+            m.versions,
+            ", ".join(f"@{a}={v}" for a, v in sorted(m.aliases.items())) or "-",
+            m.updated_at.isoformat(timespec="seconds"),
+        )
+        for m in ModelRegistry(workspace()).list_models()
+    ]
     table("Models", ["name", "latest", "versions", "aliases", "updated"], rows)
 
 
@@ -112,22 +123,41 @@ def show(
     if version is not None:
         mv = reg.get(name, version)
         console.print(f"[bold]{name}[/] v{mv.version}  aliases: {', '.join(mv.aliases) or '-'}")
-        console.print(f"registered by {mv.registered_by} at {mv.registered_at.isoformat(timespec='seconds')}; "
-                      f"run {mv.run_id}; parent {mv.parent_version or '-'}")
-        console.print(f"data {mv.data_fingerprint.get('table')} ({mv.data_fingerprint.get('rows')} rows, "
-                      f"sha256 {str(mv.data_fingerprint.get('sha256'))[:12]}); code {mv.code_version.get('version')} "
-                      f"@ {str(mv.code_version.get('git_commit'))[:12] or '?'}")
-        table("Metrics", ["metric", "value"], [(k, f"{v:.4f}") for k, v in sorted(mv.metrics.items())
-                                                if not k.startswith(("gender_", "gap_"))])
+        console.print(
+            f"registered by {mv.registered_by} at {mv.registered_at.isoformat(timespec='seconds')}; "
+            f"run {mv.run_id}; parent {mv.parent_version or '-'}"
+        )
+        console.print(
+            f"data {mv.data_fingerprint.get('table')} ({mv.data_fingerprint.get('rows')} rows, "
+            f"sha256 {str(mv.data_fingerprint.get('sha256'))[:12]}); code {mv.code_version.get('version')} "
+            f"@ {str(mv.code_version.get('git_commit'))[:12] or '?'}"
+        )
+        table(
+            "Metrics",
+            ["metric", "value"],
+            [(k, f"{v:.4f}") for k, v in sorted(mv.metrics.items()) if not k.startswith(("gender_", "gap_"))],
+        )
         table("Gates", ["gate"], [(g.describe(),) for g in wf.gates(mv)])
         table("Files", ["file", "sha256"], [(p, h[:16]) for p, h in mv.manifest.items()])
         return
     versions = reg.versions(name)
     if not versions:
         raise NotFoundError(f"No model named {name!r} is registered", hint="see 'aiw models list'")
-    table(f"{name} versions", ["version", "aliases", "auc", "registered by", "at", "parent"],
-          [(v.version, ", ".join(v.aliases) or "-", f"{v.metrics.get('auc', float('nan')):.4f}", v.registered_by,
-            v.registered_at.isoformat(timespec="seconds"), v.parent_version or "-") for v in versions])
+    table(
+        f"{name} versions",
+        ["version", "aliases", "auc", "registered by", "at", "parent"],
+        [
+            (
+                v.version,
+                ", ".join(v.aliases) or "-",
+                f"{v.metrics.get('auc', float('nan')):.4f}",
+                v.registered_by,
+                v.registered_at.isoformat(timespec="seconds"),
+                v.parent_version or "-",
+            )
+            for v in versions
+        ],
+    )
     _requests_table(wf.requests(name), f"{name} promotion requests")
     problems = reg.check_mlflow_aliases(name)
     if problems:
@@ -135,9 +165,23 @@ def show(
 
 
 def _requests_table(requests: list[Any], title: str) -> None:
-    table(title, ["id", "model", "version", "target", "status", "approvals", "requested by", "decisions"],
-          [(r.id, r.model, r.version, r.target, r.status, f"{r.approvals}/{r.approvals_needed}", r.requested_by,
-            "; ".join(f"{d.approver}: {d.decision}" for d in r.decisions) or "-") for r in requests])
+    table(
+        title,
+        ["id", "model", "version", "target", "status", "approvals", "requested by", "decisions"],
+        [
+            (
+                r.id,
+                r.model,
+                r.version,
+                r.target,
+                r.status,
+                f"{r.approvals}/{r.approvals_needed}",
+                r.requested_by,
+                "; ".join(f"{d.approver}: {d.decision}" for d in r.decisions) or "-",
+            )
+            for r in requests
+        ],
+    )
 
 
 @app.command("requests")
@@ -164,8 +208,10 @@ def request_cmd(
     from aiw.mlops.registry import PromotionWorkflow
 
     r = PromotionWorkflow(workspace()).request(name, version, to, principal(), reason=reason)
-    console.print(f"request [bold]#{r.id}[/]: {name} v{version} -> {to} is {r.status} "
-                  f"({r.approvals}/{r.approvals_needed} approvals)")
+    console.print(
+        f"request [bold]#{r.id}[/]: {name} v{version} -> {to} is {r.status} "
+        f"({r.approvals}/{r.approvals_needed} approvals)"
+    )
 
 
 @app.command("approve")
@@ -177,8 +223,10 @@ def approve(
     from aiw.mlops.registry import PromotionWorkflow
 
     r = PromotionWorkflow(workspace()).approve(request_id, principal(), comment=comment)
-    console.print(f"request #{r.id} ({r.model} v{r.version} -> {r.target}) is {r.status} "
-                  f"({r.approvals}/{r.approvals_needed} approvals)")
+    console.print(
+        f"request #{r.id} ({r.model} v{r.version} -> {r.target}) is {r.status} "
+        f"({r.approvals}/{r.approvals_needed} approvals)"
+    )
 
 
 @app.command("reject")
@@ -249,9 +297,11 @@ def export(
         raise InvalidInputError(f"Unknown export format {format!r}; use onnx.")
     result = export_onnx(workspace(), name, version, principal(), tolerance=tolerance, out_dir=out)
     console.print(f"exported {name} v{version} to {result.path} ({result.bytes} bytes, sha256 {result.sha256[:12]})")
-    console.print(f"checked on {result.rows_checked} held-out rows: max abs difference of probabilities "
-                  f"{result.max_abs_diff:.2e} (tolerance {result.tolerance:g}), "
-                  f"{result.label_mismatches} labels differ")
+    console.print(
+        f"checked on {result.rows_checked} held-out rows: max abs difference of probabilities "
+        f"{result.max_abs_diff:.2e} (tolerance {result.tolerance:g}), "
+        f"{result.label_mismatches} labels differ"
+    )
 
 
 @app.command("score")
@@ -275,10 +325,22 @@ def score(
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = score_table(ws, name, table_name, out, principal(), ref=_ref(alias, version), engine=engine,
-                             chunk_rows=chunk_rows, limit=limit, progress=tick)
-    console.print(f"scored {result.rows} rows of {table_name} with {name} v{result.version} on {result.engine} "
-                  f"in {result.seconds:.1f} s ({result.rows_per_s:,.0f} rows/s) -> {out}")
+        result = score_table(
+            ws,
+            name,
+            table_name,
+            out,
+            principal(),
+            ref=_ref(alias, version),
+            engine=engine,
+            chunk_rows=chunk_rows,
+            limit=limit,
+            progress=tick,
+        )
+    console.print(
+        f"scored {result.rows} rows of {table_name} with {name} v{result.version} on {result.engine} "
+        f"in {result.seconds:.1f} s ({result.rows_per_s:,.0f} rows/s) -> {out}"
+    )
 
 
 @app.command("stream")
@@ -298,12 +360,22 @@ def stream(
 
     from aiw.mlops.serving.stream import StreamScorer
 
-    scorer = StreamScorer(workspace(), name, in_subject, out_subject, principal(), ref=_ref(alias, version),
-                          batch=batch, ack_wait_s=ack_wait)
+    scorer = StreamScorer(
+        workspace(),
+        name,
+        in_subject,
+        out_subject,
+        principal(),
+        ref=_ref(alias, version),
+        batch=batch,
+        ack_wait_s=ack_wait,
+    )
     console.print(f"scoring {in_subject} -> {out_subject} with {name} (consumer {scorer.durable}); Ctrl-C stops")
     try:
         stats = asyncio.run(scorer.run(max_messages=max_messages, idle_timeout_s=max_idle))
     finally:
         scorer.close()
-    console.print(f"{stats.received} records ({stats.scored} scored, {stats.errors} errors, {stats.duplicates} "
-                  f"duplicate results dropped) in {stats.seconds:.1f} s")
+    console.print(
+        f"{stats.received} records ({stats.scored} scored, {stats.errors} errors, {stats.duplicates} "
+        f"duplicate results dropped) in {stats.seconds:.1f} s"
+    )

@@ -181,8 +181,10 @@ def labels(
     given = load_labels(path)
     attached = attach_labels(ws.db, ws.audit, model, given, actor=actor())
     unknown = len(given) - attached
-    console.print(f"attached {attached} of {len(given)} labels to {model!r}"
-                  + (f" ({unknown} unknown request ids)" if unknown else ""))
+    console.print(
+        f"attached {attached} of {len(given)} labels to {model!r}"
+        + (f" ({unknown} unknown request ids)" if unknown else "")
+    )
 
 
 @app.command()

@@ -17,8 +17,14 @@ __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True)
 
-_STYLE = {"success": "green", "skipped": "dim", "failed": "red", "upstream_failed": "red", "running": "yellow",
-          "pending": "dim"}
+_STYLE = {
+    "success": "green",
+    "skipped": "dim",
+    "failed": "red",
+    "upstream_failed": "red",
+    "running": "yellow",
+    "pending": "dim",
+}
 
 
 def _styled(status: str) -> str:
@@ -38,9 +44,20 @@ def _params(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _show(run: PipelineRun) -> None:
-    table(f"{run.pipeline} run {run.id} ({run.seconds or 0:.1f} s)", ["step", "status", "attempts", "seconds", "note"],
-          [(s.step, _styled(s.status), s.attempts, f"{s.seconds:.2f}" if s.seconds is not None else "",
-            s.error or ", ".join(f"{k}={v}" for k, v in list(s.output.items())[:3])) for s in run.steps])
+    table(
+        f"{run.pipeline} run {run.id} ({run.seconds or 0:.1f} s)",
+        ["step", "status", "attempts", "seconds", "note"],
+        [
+            (
+                s.step,
+                _styled(s.status),
+                s.attempts,
+                f"{s.seconds:.2f}" if s.seconds is not None else "",
+                s.error or ", ".join(f"{k}={v}" for k, v in list(s.output.items())[:3]),
+            )
+            for s in run.steps
+        ],
+    )
     console.print(f"status [bold]{run.status}[/]; artifacts and logs in {run.artifacts_dir}")
 
 
@@ -92,9 +109,22 @@ def runs(
     if run_id:
         _show(runner.get(run_id))
         return
-    table("Pipeline runs", ["run", "pipeline", "status", "trigger", "started (UTC)", "seconds", "error"],
-          [(r.id[:12], r.pipeline, _styled(r.status), r.trigger, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-            f"{r.seconds:.1f}" if r.seconds is not None else "", r.error[:120]) for r in runner.runs(name, limit)])
+    table(
+        "Pipeline runs",
+        ["run", "pipeline", "status", "trigger", "started (UTC)", "seconds", "error"],
+        [
+            (
+                r.id[:12],
+                r.pipeline,
+                _styled(r.status),
+                r.trigger,
+                f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                f"{r.seconds:.1f}" if r.seconds is not None else "",
+                r.error[:120],
+            )
+            for r in runner.runs(name, limit)
+        ],
+    )
 
 
 @app.command("schedule")
@@ -110,14 +140,18 @@ def schedule(
         schedules["daily-validation"] = cron
 
     def on_finish(record: PipelineRun) -> None:
-        console.print(f"{record.finished_at:%Y-%m-%d %H:%M:%S} UTC {record.pipeline} {record.id[:12]}: "
-                      f"{_styled(record.status)} {record.error}")
+        console.print(
+            f"{record.finished_at:%Y-%m-%d %H:%M:%S} UTC {record.pipeline} {record.id[:12]}: "
+            f"{_styled(record.status)} {record.error}"
+        )
 
     scheduler = build_scheduler(ws, ws.settings, schedules=schedules, on_finish=on_finish)
     now = datetime.now(UTC)
     for job in scheduler.get_jobs():
-        console.print(f"scheduled [bold]{job.id}[/]: {schedules[job.id]} (UTC), next at "
-                      f"{job.trigger.get_next_fire_time(None, now):%Y-%m-%d %H:%M} UTC")
+        console.print(
+            f"scheduled [bold]{job.id}[/]: {schedules[job.id]} (UTC), next at "
+            f"{job.trigger.get_next_fire_time(None, now):%Y-%m-%d %H:%M} UTC"
+        )
     console.print("press Ctrl-C to stop")
     try:
         scheduler.start()

@@ -36,13 +36,19 @@ def ingest_cmd(
         task = bar.add_task("loading", total=None)
 
         def report(stage: str, done: int, total: int) -> None:
-            bar.update(task, description={"load": "loading", "embed": "embedding"}.get(stage, stage),
-                       completed=done, total=total)
+            bar.update(
+                task,
+                description={"load": "loading", "embed": "embedding"}.get(stage, stage),
+                completed=done,
+                total=total,
+            )
 
         result = service.ingest([str(p) for p in paths], collection=collection, actor=actor(), progress=report)
-    console.print(f"Collection [bold]{result.collection}[/]: {len(result.added)} added, {len(result.updated)} updated, "
-                  f"{result.unchanged} unchanged, {len(result.deleted)} deleted; {result.chunks_written} chunks "
-                  f"written in {result.seconds:.1f} s.")
+    console.print(
+        f"Collection [bold]{result.collection}[/]: {len(result.added)} added, {len(result.updated)} updated, "
+        f"{result.unchanged} unchanged, {len(result.deleted)} deleted; {result.chunks_written} chunks "
+        f"written in {result.seconds:.1f} s."
+    )
     for path in result.touched:
         console.print(f"  touched {path}", highlight=False)
     for failure in result.failed:
@@ -84,8 +90,11 @@ def eval_cmd(
             bar.update(task, description=stage.replace("query:", "querying "), completed=done, total=total)
 
         result = service.eval(folder, limit=limit, progress=report)
-    table(f"{result.dataset}: {result.documents} documents, {result.results[0].queries} queries",
-          ["mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p95 ms"], result.rows())
+    table(
+        f"{result.dataset}: {result.documents} documents, {result.results[0].queries} queries",
+        ["mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p95 ms"],
+        result.rows(),
+    )
     if json_out:
         tmp = json_out.with_name(json_out.name + ".tmp")
         tmp.write_text(json.dumps(result.as_dict(), indent=2))
@@ -97,5 +106,8 @@ def eval_cmd(
 def collections_cmd() -> None:
     """List collections with their document and chunk counts."""
     rows = _service().collections()
-    table("Collections", ["collection", "documents", "chunks"],
-          [(r["collection"], r["documents"], r["chunks"]) for r in rows])
+    table(
+        "Collections",
+        ["collection", "documents", "chunks"],
+        [(r["collection"], r["documents"], r["chunks"]) for r in rows],
+    )

@@ -16,12 +16,14 @@ _FORMATS = ("table", "csv", "json", "parquet")
 
 def sql(
     query: str = typer.Argument(..., help="One SELECT statement ('-' reads it from stdin)."),
-    fmt: str = typer.Option(None, "--format", "-f", help="table | csv | json | parquet (default: table, "
-                            "or the --out file's suffix)."),
+    fmt: str = typer.Option(
+        None, "--format", "-f", help="table | csv | json | parquet (default: table, or the --out file's suffix)."
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="Write the result to this file (atomically)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Most rows returned (default: AIW_SQL__ROW_LIMIT)."),
-    timeout: float = typer.Option(None, "--timeout", min=0.001, help="Seconds before the query is interrupted "
-                                  "(default: AIW_SQL__TIMEOUT_S)."),
+    timeout: float = typer.Option(
+        None, "--timeout", min=0.001, help="Seconds before the query is interrupted (default: AIW_SQL__TIMEOUT_S)."
+    ),
 ) -> None:
     """Run a read-only SQL query; statements that write or attach are refused.
 
@@ -39,8 +41,9 @@ def sql(
     if out is None and fmt == "parquet":
         fail("--format parquet needs --out FILE", 2)
     result = run_query(workspace(), query, row_limit=limit, timeout_s=timeout)
-    note = (f"{result.row_count:,} rows in {result.elapsed_s * 1000:.0f} ms"
-            + (f" (truncated at the limit of {result.row_count:,}; raise --limit)" if result.truncated else ""))
+    note = f"{result.row_count:,} rows in {result.elapsed_s * 1000:.0f} ms" + (
+        f" (truncated at the limit of {result.row_count:,}; raise --limit)" if result.truncated else ""
+    )
     for warning in result.warnings[:20]:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if out is not None:

@@ -21,9 +21,20 @@ def status() -> None:
     """Show where each concern lives (embedded file or server URL) and whether it answers."""
     ws = workspace()
     rows = ws.status()
-    table(f"Workspace {ws.root}", ["concern", "backend", "location", "reachable", "detail"],
-          [(r.concern, r.backend, r.location, "yes" if r.reachable else ("[red]NO[/]" if r.required else "no"),
-            r.detail if r.required else f"{r.detail} (optional)") for r in rows])
+    table(
+        f"Workspace {ws.root}",
+        ["concern", "backend", "location", "reachable", "detail"],
+        [
+            (
+                r.concern,
+                r.backend,
+                r.location,
+                "yes" if r.reachable else ("[red]NO[/]" if r.required else "no"),
+                r.detail if r.required else f"{r.detail} (optional)",
+            )
+            for r in rows
+        ],
+    )
     if not all(r.reachable for r in rows if r.required):
         raise typer.Exit(1)
 
@@ -40,8 +51,14 @@ def serve(
 
     settings = load_settings()
     workspace()
-    uvicorn.run("aiw.api.app:create_app", factory=True, host=host or settings.api.host,
-                port=port or settings.api.port, workers=workers, log_level=settings.log_level.lower())
+    uvicorn.run(
+        "aiw.api.app:create_app",
+        factory=True,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def ui(
@@ -54,9 +71,23 @@ def ui(
 
     workspace()
     home = Path(__file__).resolve().parent.parent / "dashboard" / "Home.py"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(port),
-           "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(home),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
     raise typer.Exit(subprocess.call(cmd))
 
 

@@ -30,29 +30,60 @@ _TYPO_P = 0.025  # chance that any one part carries a typo
 
 # -- openers ----------------------------------------------------------------------------------
 _OPENERS = [
-    "Spoke with the policyholder today.", "Called the insured this morning.",
-    "Initial review of the file completed.", "File reviewed.", "First contact made with the claimant.",
-    "Follow-up call with the customer.", "Desk review done.",
-    "Reviewed the notification and the attachments.", "Took over the file from the previous handler.",
-    "Returned the customer's call.", "Claim triaged on arrival.", "Received the signed claim form.",
-    "Checked cover and policy terms.", "Second review after new documents arrived.",
-    "Quick note after the phone call.", "Update after speaking with the insured.",
-    "Notes from the site visit.", "Reviewed photos uploaded by the claimant.",
-    "Spoke to the customer's partner with consent on file.", "Email received from the policyholder.",
-    "Voicemail left; the customer called back later.", "Case picked up from the queue.",
-    "Morning call with the claimant.", "Late afternoon call with the insured.",
-    "Policy in force on the date of loss.", "Checked the claim against the policy schedule.",
-    "Reviewed the file ahead of the weekly claims meeting.", "Call with the claimant, about ten minutes.",
+    "Spoke with the policyholder today.",
+    "Called the insured this morning.",
+    "Initial review of the file completed.",
+    "File reviewed.",
+    "First contact made with the claimant.",
+    "Follow-up call with the customer.",
+    "Desk review done.",
+    "Reviewed the notification and the attachments.",
+    "Took over the file from the previous handler.",
+    "Returned the customer's call.",
+    "Claim triaged on arrival.",
+    "Received the signed claim form.",
+    "Checked cover and policy terms.",
+    "Second review after new documents arrived.",
+    "Quick note after the phone call.",
+    "Update after speaking with the insured.",
+    "Notes from the site visit.",
+    "Reviewed photos uploaded by the claimant.",
+    "Spoke to the customer's partner with consent on file.",
+    "Email received from the policyholder.",
+    "Voicemail left; the customer called back later.",
+    "Case picked up from the queue.",
+    "Morning call with the claimant.",
+    "Late afternoon call with the insured.",
+    "Policy in force on the date of loss.",
+    "Checked the claim against the policy schedule.",
+    "Reviewed the file ahead of the weekly claims meeting.",
+    "Call with the claimant, about ten minutes.",
 ]
 _CHANNEL_OPENERS = {
-    "web": ["Claim submitted through the web portal.", "Online claim form received overnight.",
-            "Web submission with scanned documents.", "Portal claim, documents uploaded in one go."],
-    "phone": ["Loss reported over the phone to the contact centre.", "Customer phoned in the loss.",
-              "FNOL taken by phone.", "Claim opened from a phone call to the hotline."],
-    "agent": ["Agent submitted the claim on the customer's behalf.", "Broker notified us of the loss.",
-              "Claim passed on by the customer's agent.", "Agent called ahead of the written notice."],
-    "app": ["Claim lodged in the mobile app with photos.", "App submission, photos attached.",
-            "Customer used the app to report the loss.", "Mobile app claim with a short video."],
+    "web": [
+        "Claim submitted through the web portal.",
+        "Online claim form received overnight.",
+        "Web submission with scanned documents.",
+        "Portal claim, documents uploaded in one go.",
+    ],
+    "phone": [
+        "Loss reported over the phone to the contact centre.",
+        "Customer phoned in the loss.",
+        "FNOL taken by phone.",
+        "Claim opened from a phone call to the hotline.",
+    ],
+    "agent": [
+        "Agent submitted the claim on the customer's behalf.",
+        "Broker notified us of the loss.",
+        "Claim passed on by the customer's agent.",
+        "Agent called ahead of the written notice.",
+    ],
+    "app": [
+        "Claim lodged in the mobile app with photos.",
+        "App submission, photos attached.",
+        "Customer used the app to report the loss.",
+        "Mobile app claim with a short video.",
+    ],
 }
 
 # -- observations: polarity templates around a claim-type detail ("{}" marks the detail) -------
@@ -60,131 +91,272 @@ _OBS_TEMPLATES = {
     "pos": [
         "Inspection confirmed {}, consistent with the report.",
         "Photos clearly show {}; the documentation is complete and well organised.",
-        "The repairer's report supports {}.", "Good evidence of {}, receipts provided promptly.",
-        "Everything about {} checks out nicely.", "Clear and credible account of {}.",
-        "Independent assessor agrees: {}.", "Straightforward claim for {}, all paperwork in order.",
-        "Very helpful documents on {}, great quality photos.", "Quickly verified {}; no issues found.",
+        "The repairer's report supports {}.",
+        "Good evidence of {}, receipts provided promptly.",
+        "Everything about {} checks out nicely.",
+        "Clear and credible account of {}.",
+        "Independent assessor agrees: {}.",
+        "Straightforward claim for {}, all paperwork in order.",
+        "Very helpful documents on {}, great quality photos.",
+        "Quickly verified {}; no issues found.",
     ],
     "neg": [
         "Unable to verify {}; supporting documents are missing.",
-        "Photos of {} are blurry and incomplete.", "Serious doubts about {}; the estimate looks inflated.",
+        "Photos of {} are blurry and incomplete.",
+        "Serious doubts about {}; the estimate looks inflated.",
         "Poor documentation for {}, repeated requests ignored.",
-        "The account of {} is vague and unconvincing.", "No proof supplied for {}.",
+        "The account of {} is vague and unconvincing.",
+        "No proof supplied for {}.",
         "Assessor disputes {}; the damage looks older than claimed.",
-        "Problem: the invoice for {} is unreadable.", "Weak evidence of {} and no independent report.",
+        "Problem: the invoice for {} is unreadable.",
+        "Weak evidence of {} and no independent report.",
         "Frustrating file: {} still not substantiated after two reminders.",
     ],
     "neu": [
-        "Claimant reports {}.", "Loss described as {}.", "Notification concerns {}.",
-        "Reported cause: {}.", "Claim relates to {}.", "Customer states {}.", "Details given: {}.",
-        "Initial description: {}.", "The file covers {}.", "According to the form, {}.",
+        "Claimant reports {}.",
+        "Loss described as {}.",
+        "Notification concerns {}.",
+        "Reported cause: {}.",
+        "Claim relates to {}.",
+        "Customer states {}.",
+        "Details given: {}.",
+        "Initial description: {}.",
+        "The file covers {}.",
+        "According to the form, {}.",
     ],
 }
 _DETAILS = {
-    "collision": ["a rear-end collision at a junction", "a low-speed collision in a car park",
-                  "damage to the front bumper after hitting a post", "a side impact at a roundabout",
-                  "a collision with a deer on a country road", "a scraped door and wing mirror",
-                  "a multi-vehicle collision on the motorway", "a dented bonnet after a skid on ice"],
-    "vehicle_theft": ["the theft of the vehicle from the driveway", "a stolen car taken overnight",
-                      "the vehicle stolen from a station car park", "theft of the car with the spare key",
-                      "a stolen van with tools inside", "the car taken while left running"],
-    "windscreen": ["a cracked windscreen from a stone chip", "a shattered rear window",
-                   "a chipped windscreen on the motorway", "a broken side window",
-                   "windscreen damage after a hailstorm", "a crack spreading across the windscreen"],
-    "vandalism": ["keyed paintwork along both doors", "slashed tyres outside the house",
-                  "a smashed wing mirror", "graffiti sprayed on the bonnet",
-                  "a broken window and damaged dashboard", "dents from a thrown object"],
-    "third_party_liability": ["damage to a third party's car", "a claim from a cyclist after a collision",
-                              "injury to a passenger in the other vehicle", "damage to a garden wall",
-                              "a third party whiplash claim", "damage to a parked vehicle"],
-    "water_damage": ["a burst pipe under the kitchen sink", "water damage to the kitchen ceiling",
-                     "a leak from the upstairs bathroom", "a failed washing machine hose",
-                     "a frozen pipe that split in the loft", "damp and water damage in the hallway",
-                     "an overflowing bath that soaked the floor", "a leaking boiler in the utility room"],
-    "storm": ["roof tiles blown off in the storm", "a fallen tree on the garage",
-              "storm damage to the fence and shed", "a chimney damaged by high winds",
-              "rain driven through a damaged roof", "a garden wall blown down in the gale"],
-    "fire": ["a kitchen fire started by a pan", "smoke damage throughout the ground floor",
-             "an electrical fire in the garage", "fire damage to the living room",
-             "a fire spreading from a neighbouring property", "a burnt-out conservatory"],
-    "burglary": ["a break-in through the back door", "jewellery stolen during a burglary",
-                 "laptops and a television taken in a break-in", "a forced window and stolen bicycles",
-                 "a burglary while the family was on holiday", "a stolen safe and cash"],
-    "home_liability": ["a visitor who slipped on the front steps", "damage to the neighbour's wall",
-                       "a dog bite to a delivery driver", "water leaking into the flat below",
-                       "a falling branch damaging a neighbour's car", "a guest injured on the stairs"],
-    "outpatient": ["an outpatient consultation with a specialist", "physiotherapy sessions for a knee",
-                   "a diagnostic scan", "blood tests and a follow-up appointment",
-                   "an outpatient procedure on the hand", "a course of treatment for back pain"],
-    "hospitalisation": ["a three-night hospital stay", "emergency admission after a fall",
-                        "surgery and inpatient care", "a hospital stay for pneumonia",
-                        "day-case surgery with an overnight stay", "an inpatient stay after an accident"],
-    "dental": ["emergency dental treatment", "a crown after a broken tooth", "a root canal treatment",
-               "dental work after a sports injury", "an extraction and follow-up",
-               "a replacement filling and check-up"],
-    "prescription": ["prescription costs for a chronic condition", "a course of antibiotics",
-                     "monthly prescriptions", "specialist medication after surgery",
-                     "prescribed pain relief", "repeat prescriptions over three months"],
-    "maternity": ["maternity care and delivery", "antenatal scans and consultations",
-                  "a planned caesarean section", "postnatal care in hospital",
-                  "a hospital delivery and two nights' stay"],
-    "trip_cancellation": ["a cancelled trip due to illness", "a holiday cancelled after a bereavement",
-                          "a trip cut short to return home", "a cancelled flight and hotel booking",
-                          "a cruise cancelled on medical advice", "a wedding trip cancelled at short notice"],
-    "lost_baggage": ["a suitcase lost on a connecting flight", "baggage delayed for four days",
-                     "a damaged suitcase and contents", "a bag stolen at the airport",
-                     "lost luggage with clothes and toiletries", "a missing bag on the return flight"],
-    "medical_abroad": ["emergency treatment abroad after a fall", "a hospital visit on holiday",
-                       "a broken wrist while skiing", "food poisoning treated at a local clinic",
-                       "medical repatriation after an accident", "an ambulance and A&E visit abroad"],
-    "flight_delay": ["a flight delay of more than twelve hours", "a missed connection after a delay",
-                     "an overnight delay at the airport", "a delay caused by a strike",
-                     "a cancelled flight rebooked the next day"],
-    "death_benefit": ["the death of the life assured", "a death benefit claim from the spouse",
-                      "a claim by the named beneficiary", "a death claim following a long illness",
-                      "a death claim after an accident"],
-    "critical_illness": ["a diagnosis of cancer", "a heart attack", "a stroke",
-                         "a diagnosis of multiple sclerosis", "kidney failure requiring dialysis"],
-    "disability": ["long-term disability after an accident", "inability to work after a back injury",
-                   "permanent disability following illness", "total disability after a stroke",
-                   "loss of use of a limb"],
+    "collision": [
+        "a rear-end collision at a junction",
+        "a low-speed collision in a car park",
+        "damage to the front bumper after hitting a post",
+        "a side impact at a roundabout",
+        "a collision with a deer on a country road",
+        "a scraped door and wing mirror",
+        "a multi-vehicle collision on the motorway",
+        "a dented bonnet after a skid on ice",
+    ],
+    "vehicle_theft": [
+        "the theft of the vehicle from the driveway",
+        "a stolen car taken overnight",
+        "the vehicle stolen from a station car park",
+        "theft of the car with the spare key",
+        "a stolen van with tools inside",
+        "the car taken while left running",
+    ],
+    "windscreen": [
+        "a cracked windscreen from a stone chip",
+        "a shattered rear window",
+        "a chipped windscreen on the motorway",
+        "a broken side window",
+        "windscreen damage after a hailstorm",
+        "a crack spreading across the windscreen",
+    ],
+    "vandalism": [
+        "keyed paintwork along both doors",
+        "slashed tyres outside the house",
+        "a smashed wing mirror",
+        "graffiti sprayed on the bonnet",
+        "a broken window and damaged dashboard",
+        "dents from a thrown object",
+    ],
+    "third_party_liability": [
+        "damage to a third party's car",
+        "a claim from a cyclist after a collision",
+        "injury to a passenger in the other vehicle",
+        "damage to a garden wall",
+        "a third party whiplash claim",
+        "damage to a parked vehicle",
+    ],
+    "water_damage": [
+        "a burst pipe under the kitchen sink",
+        "water damage to the kitchen ceiling",
+        "a leak from the upstairs bathroom",
+        "a failed washing machine hose",
+        "a frozen pipe that split in the loft",
+        "damp and water damage in the hallway",
+        "an overflowing bath that soaked the floor",
+        "a leaking boiler in the utility room",
+    ],
+    "storm": [
+        "roof tiles blown off in the storm",
+        "a fallen tree on the garage",
+        "storm damage to the fence and shed",
+        "a chimney damaged by high winds",
+        "rain driven through a damaged roof",
+        "a garden wall blown down in the gale",
+    ],
+    "fire": [
+        "a kitchen fire started by a pan",
+        "smoke damage throughout the ground floor",
+        "an electrical fire in the garage",
+        "fire damage to the living room",
+        "a fire spreading from a neighbouring property",
+        "a burnt-out conservatory",
+    ],
+    "burglary": [
+        "a break-in through the back door",
+        "jewellery stolen during a burglary",
+        "laptops and a television taken in a break-in",
+        "a forced window and stolen bicycles",
+        "a burglary while the family was on holiday",
+        "a stolen safe and cash",
+    ],
+    "home_liability": [
+        "a visitor who slipped on the front steps",
+        "damage to the neighbour's wall",
+        "a dog bite to a delivery driver",
+        "water leaking into the flat below",
+        "a falling branch damaging a neighbour's car",
+        "a guest injured on the stairs",
+    ],
+    "outpatient": [
+        "an outpatient consultation with a specialist",
+        "physiotherapy sessions for a knee",
+        "a diagnostic scan",
+        "blood tests and a follow-up appointment",
+        "an outpatient procedure on the hand",
+        "a course of treatment for back pain",
+    ],
+    "hospitalisation": [
+        "a three-night hospital stay",
+        "emergency admission after a fall",
+        "surgery and inpatient care",
+        "a hospital stay for pneumonia",
+        "day-case surgery with an overnight stay",
+        "an inpatient stay after an accident",
+    ],
+    "dental": [
+        "emergency dental treatment",
+        "a crown after a broken tooth",
+        "a root canal treatment",
+        "dental work after a sports injury",
+        "an extraction and follow-up",
+        "a replacement filling and check-up",
+    ],
+    "prescription": [
+        "prescription costs for a chronic condition",
+        "a course of antibiotics",
+        "monthly prescriptions",
+        "specialist medication after surgery",
+        "prescribed pain relief",
+        "repeat prescriptions over three months",
+    ],
+    "maternity": [
+        "maternity care and delivery",
+        "antenatal scans and consultations",
+        "a planned caesarean section",
+        "postnatal care in hospital",
+        "a hospital delivery and two nights' stay",
+    ],
+    "trip_cancellation": [
+        "a cancelled trip due to illness",
+        "a holiday cancelled after a bereavement",
+        "a trip cut short to return home",
+        "a cancelled flight and hotel booking",
+        "a cruise cancelled on medical advice",
+        "a wedding trip cancelled at short notice",
+    ],
+    "lost_baggage": [
+        "a suitcase lost on a connecting flight",
+        "baggage delayed for four days",
+        "a damaged suitcase and contents",
+        "a bag stolen at the airport",
+        "lost luggage with clothes and toiletries",
+        "a missing bag on the return flight",
+    ],
+    "medical_abroad": [
+        "emergency treatment abroad after a fall",
+        "a hospital visit on holiday",
+        "a broken wrist while skiing",
+        "food poisoning treated at a local clinic",
+        "medical repatriation after an accident",
+        "an ambulance and A&E visit abroad",
+    ],
+    "flight_delay": [
+        "a flight delay of more than twelve hours",
+        "a missed connection after a delay",
+        "an overnight delay at the airport",
+        "a delay caused by a strike",
+        "a cancelled flight rebooked the next day",
+    ],
+    "death_benefit": [
+        "the death of the life assured",
+        "a death benefit claim from the spouse",
+        "a claim by the named beneficiary",
+        "a death claim following a long illness",
+        "a death claim after an accident",
+    ],
+    "critical_illness": [
+        "a diagnosis of cancer",
+        "a heart attack",
+        "a stroke",
+        "a diagnosis of multiple sclerosis",
+        "kidney failure requiring dialysis",
+    ],
+    "disability": [
+        "long-term disability after an accident",
+        "inability to work after a back injury",
+        "permanent disability following illness",
+        "total disability after a stroke",
+        "loss of use of a limb",
+    ],
 }
 
 # -- amounts: "{}" is the formatted amount ---------------------------------------------------
 _AMOUNT_TEMPLATES = [
-    "Estimate received for {}.", "Claimed amount is {}.", "Invoice totals {}.", "Quote of {} on file.",
-    "Reserve set at {}.", "Customer is asking for {}.", "Repair estimate: {}.", "Total claimed {}.",
-    "Amount submitted: {}.", "Bills add up to {}.", "Loss valued at {} by the claimant.",
+    "Estimate received for {}.",
+    "Claimed amount is {}.",
+    "Invoice totals {}.",
+    "Quote of {} on file.",
+    "Reserve set at {}.",
+    "Customer is asking for {}.",
+    "Repair estimate: {}.",
+    "Total claimed {}.",
+    "Amount submitted: {}.",
+    "Bills add up to {}.",
+    "Loss valued at {} by the claimant.",
 ]
 
 # -- demeanour ---------------------------------------------------------------------------------
 _DEMEANOUR = {
     "pos": [
-        "Customer was polite and very cooperative.", "Insured was friendly and grateful for the quick response.",
-        "Policyholder appreciated the help; a very pleasant call.", "Claimant was calm, clear and helpful.",
-        "Customer thanked us for the excellent service.", "Great attitude from the insured throughout.",
-        "Policyholder is happy with the progress so far.", "Claimant was patient and understanding.",
+        "Customer was polite and very cooperative.",
+        "Insured was friendly and grateful for the quick response.",
+        "Policyholder appreciated the help; a very pleasant call.",
+        "Claimant was calm, clear and helpful.",
+        "Customer thanked us for the excellent service.",
+        "Great attitude from the insured throughout.",
+        "Policyholder is happy with the progress so far.",
+        "Claimant was patient and understanding.",
         "Lovely conversation, the customer was relieved and pleased.",
         "Insured responded promptly to every request, very helpful.",
-        "Customer said the app made it easy and was satisfied.", "Friendly and well prepared claimant.",
+        "Customer said the app made it easy and was satisfied.",
+        "Friendly and well prepared claimant.",
     ],
     "neg": [
         "Customer was angry and frustrated about the delays.",
         "Insured was rude and refused to answer several questions.",
-        "Policyholder is upset and threatened to complain.", "Claimant was hostile and uncooperative.",
+        "Policyholder is upset and threatened to complain.",
+        "Claimant was hostile and uncooperative.",
         "Customer is unhappy with the service and wants to cancel the policy.",
         "Insured complained loudly about poor communication.",
         "Claimant was aggressive on the phone and hung up.",
         "Customer is disappointed and annoyed by the repeated requests.",
-        "Policyholder is dissatisfied and wants to escalate.", "Very difficult call, the insured was furious.",
+        "Policyholder is dissatisfied and wants to escalate.",
+        "Very difficult call, the insured was furious.",
         "Customer feels ignored and is considering legal action.",
         "Claimant is stressed and blames us for the delay.",
     ],
     "neu": [
-        "Customer confirmed contact details.", "Insured asked about timelines.",
-        "Policyholder will send the remaining documents.", "Claimant confirmed the bank details.",
-        "Customer asked how the deductible applies.", "Insured requested updates by email.",
-        "Claimant asked whether a courtesy car is available.", "Customer prefers contact in the afternoon.",
+        "Customer confirmed contact details.",
+        "Insured asked about timelines.",
+        "Policyholder will send the remaining documents.",
+        "Claimant confirmed the bank details.",
+        "Customer asked how the deductible applies.",
+        "Insured requested updates by email.",
+        "Claimant asked whether a courtesy car is available.",
+        "Customer prefers contact in the afternoon.",
         "Policyholder confirmed nobody else is insured for this loss.",
         "Insured asked for a copy of the policy wording.",
     ],
@@ -224,50 +396,95 @@ _CUES = [
 ]
 
 # -- contact details (PII for ai_redact): "{}" is the email or the phone -----------------------
-_EMAIL_TEMPLATES = ["Customer asked to be contacted at {}.", "Alternative email given: {}.",
-                    "Send the settlement letter to {}.", "Documents will come from {}.",
-                    "Please reply to {} rather than the address on file."]
-_PHONE_TEMPLATES = ["Best callback number: {}.", "Call back on {} after 5pm.",
-                    "Customer can be reached on {}.", "Mobile for the site visit: {}.",
-                    "Text updates to {} please."]
+_EMAIL_TEMPLATES = [
+    "Customer asked to be contacted at {}.",
+    "Alternative email given: {}.",
+    "Send the settlement letter to {}.",
+    "Documents will come from {}.",
+    "Please reply to {} rather than the address on file.",
+]
+_PHONE_TEMPLATES = [
+    "Best callback number: {}.",
+    "Call back on {} after 5pm.",
+    "Customer can be reached on {}.",
+    "Mobile for the site visit: {}.",
+    "Text updates to {} please.",
+]
 
 # -- next steps per status: "{}" is a date -----------------------------------------------------
 _NEXT = {
-    "open": ["Awaiting photos from the customer.", "Site visit booked for {}.",
-             "Requested an itemised estimate; follow up on {}.", "Sent the claim form for signature.",
-             "Waiting for the police reference number.", "Diary set to chase on {}.",
-             "Asked for proof of purchase.", "Appointed a loss adjuster, visit on {}."],
-    "under_review": ["Referred to a senior adjuster for review.", "Pending the police report.",
-                     "Waiting for medical records.", "Coverage question sent to underwriting.",
-                     "Expert report expected by {}.", "Reviewing the repair invoices line by line.",
-                     "Referred to the special investigations unit.", "Decision due by {}."],
-    "approved": ["Claim approved; payment scheduled.", "Approved, first instalment to follow.",
-                 "Approved subject to the deductible.", "Settlement agreed on {}.",
-                 "Approved; payee details confirmed.", "Cover confirmed and claim approved."],
-    "denied": ["Claim declined under the policy exclusions; letter sent.",
-               "Declined: the loss is not covered; customer told about the complaints procedure.",
-               "Rejected because the loss happened before the policy started.",
-               "Denied after review; decision letter sent on {}.",
-               "Declined for non-disclosure; case closed.",
-               "Claim refused, no evidence of the loss; customer may appeal within 30 days."],
-    "paid": ["Payment issued; file closed.", "Settlement paid in full; closing the file.",
-             "Paid by bank transfer on {}.", "Final payment made, customer confirmed receipt.",
-             "Paid less the deductible; claim closed.", "Payment sent to the payee on {}."],
+    "open": [
+        "Awaiting photos from the customer.",
+        "Site visit booked for {}.",
+        "Requested an itemised estimate; follow up on {}.",
+        "Sent the claim form for signature.",
+        "Waiting for the police reference number.",
+        "Diary set to chase on {}.",
+        "Asked for proof of purchase.",
+        "Appointed a loss adjuster, visit on {}.",
+    ],
+    "under_review": [
+        "Referred to a senior adjuster for review.",
+        "Pending the police report.",
+        "Waiting for medical records.",
+        "Coverage question sent to underwriting.",
+        "Expert report expected by {}.",
+        "Reviewing the repair invoices line by line.",
+        "Referred to the special investigations unit.",
+        "Decision due by {}.",
+    ],
+    "approved": [
+        "Claim approved; payment scheduled.",
+        "Approved, first instalment to follow.",
+        "Approved subject to the deductible.",
+        "Settlement agreed on {}.",
+        "Approved; payee details confirmed.",
+        "Cover confirmed and claim approved.",
+    ],
+    "denied": [
+        "Claim declined under the policy exclusions; letter sent.",
+        "Declined: the loss is not covered; customer told about the complaints procedure.",
+        "Rejected because the loss happened before the policy started.",
+        "Denied after review; decision letter sent on {}.",
+        "Declined for non-disclosure; case closed.",
+        "Claim refused, no evidence of the loss; customer may appeal within 30 days.",
+    ],
+    "paid": [
+        "Payment issued; file closed.",
+        "Settlement paid in full; closing the file.",
+        "Paid by bank transfer on {}.",
+        "Final payment made, customer confirmed receipt.",
+        "Paid less the deductible; claim closed.",
+        "Payment sent to the payee on {}.",
+    ],
 }
 
 # -- sentiment mix per status: positive, negative, mixed, neutral ------------------------------
-_SENTIMENT_BY_STATUS = np.array([
-    [0.22, 0.15, 0.15, 0.48],  # open
-    [0.15, 0.27, 0.25, 0.33],  # under_review
-    [0.45, 0.10, 0.15, 0.30],  # approved
-    [0.08, 0.57, 0.20, 0.15],  # denied
-    [0.52, 0.08, 0.15, 0.25],  # paid
-])
+_SENTIMENT_BY_STATUS = np.array(
+    [
+        [0.22, 0.15, 0.15, 0.48],  # open
+        [0.15, 0.27, 0.25, 0.33],  # under_review
+        [0.45, 0.10, 0.15, 0.30],  # approved
+        [0.08, 0.57, 0.20, 0.15],  # denied
+        [0.52, 0.08, 0.15, 0.25],  # paid
+    ]
+)
 
-_MISSPELLINGS = {"received": "recieved", "the": "teh", "customer": "custmer", "damage": "damgae",
-                 "occurred": "occured", "separate": "seperate", "appointment": "apointment",
-                 "inspection": "inspecton", "insured": "insurd", "documents": "documnets",
-                 "payment": "paymnet", "policyholder": "policy holder", "claimant": "claimnat"}
+_MISSPELLINGS = {
+    "received": "recieved",
+    "the": "teh",
+    "customer": "custmer",
+    "damage": "damgae",
+    "occurred": "occured",
+    "separate": "seperate",
+    "appointment": "apointment",
+    "inspection": "inspecton",
+    "insured": "insurd",
+    "documents": "documnets",
+    "payment": "paymnet",
+    "policyholder": "policy holder",
+    "claimant": "claimnat",
+}
 
 
 def _typo(text: str, k: int) -> str:
@@ -284,7 +501,7 @@ def _typo(text: str, k: int) -> str:
     i = long_words[k % len(long_words)]
     w = words[i]
     j = 1 + k % (len(w) - 3)
-    words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
     return " ".join(words)
 
 
@@ -295,8 +512,9 @@ class _Pool:
         self.n = len(texts)
         self.array = pa.array(texts + [_typo(t, k) for k, t in enumerate(texts)], pa.string())
 
-    def pick(self, rng: np.random.Generator, size: int, present: np.ndarray | None = None,
-             index: np.ndarray | None = None) -> pa.Array:
+    def pick(
+        self, rng: np.random.Generator, size: int, present: np.ndarray | None = None, index: np.ndarray | None = None
+    ) -> pa.Array:
         """Take ``size`` strings (given ``index`` or uniform), null where ``present`` is False."""
         idx = rng.integers(0, self.n, size) if index is None else index
         idx = idx + self.n * (rng.random(size) < _TYPO_P)
@@ -323,9 +541,9 @@ def _grouped(units: np.ndarray) -> pa.Array:
     """Whole numbers with thousands separators ("1,234,567")."""
     parts = []
     for level in (2, 1, 0):
-        group = pc.cast(pa.array((units // 1000 ** level) % 1000), pa.string())
+        group = pc.cast(pa.array((units // 1000**level) % 1000), pa.string())
         higher = units >= 1000 ** (level + 1)
-        shown = units >= 1000 ** level if level else np.ones(len(units), bool)
+        shown = units >= 1000**level if level else np.ones(len(units), bool)
         # lower groups are padded to three digits, the leading group is not
         text = pc.if_else(pa.array(higher), pc.utf8_lpad(group, width=3, padding="0"), group)
         parts.append(pc.if_else(pa.array(shown), text, pa.scalar(None, pa.string())))
@@ -340,25 +558,41 @@ def _format_amounts(rng: np.random.Generator, amounts: np.ndarray) -> pa.Array:
     decimals = pc.utf8_lpad(pc.cast(pa.array(frac), pa.string()), width=2, padding="0")
     plain = pc.cast(pa.array(units), pa.string())
     style = rng.integers(0, 4, len(amounts))
-    return pc.choose(pa.array(style),
-                     pc.binary_join_element_wise("EUR ", _grouped(units), ".", decimals, ""),
-                     pc.binary_join_element_wise("€", _grouped(rounded), ""),
-                     pc.binary_join_element_wise(plain, ".", decimals, " EUR", ""),
-                     pc.binary_join_element_wise("EUR ", pc.cast(pa.array(rounded), pa.string()), ""))
+    return pc.choose(
+        pa.array(style),
+        pc.binary_join_element_wise("EUR ", _grouped(units), ".", decimals, ""),
+        pc.binary_join_element_wise("€", _grouped(rounded), ""),
+        pc.binary_join_element_wise(plain, ".", decimals, " EUR", ""),
+        pc.binary_join_element_wise("EUR ", pc.cast(pa.array(rounded), pa.string()), ""),
+    )
 
 
 def _format_dates(rng: np.random.Generator, days: np.ndarray) -> pa.Array:
     """Dates as 14/03/2024, 2024-03-14 or 14 Mar, picked at random per row."""
     arr = pa.array(days.astype("datetime64[D]"))
     style = rng.integers(0, 3, len(days))
-    return pc.choose(pa.array(style), pc.strftime(arr, format="%d/%m/%Y"),
-                     pc.strftime(arr, format="%Y-%m-%d"), pc.strftime(arr, format="%d %b"))
+    return pc.choose(
+        pa.array(style),
+        pc.strftime(arr, format="%d/%m/%Y"),
+        pc.strftime(arr, format="%Y-%m-%d"),
+        pc.strftime(arr, format="%d %b"),
+    )
 
 
-def compose_notes(rng: np.random.Generator, *, claim_ids: np.ndarray, claim_type: np.ndarray,
-                  type_names: tuple[str, ...], channel: np.ndarray, status: np.ndarray,
-                  is_fraud: np.ndarray, amounts: np.ndarray, reported_day: np.ndarray,
-                  emails: pa.Array, phones: pa.Array) -> pa.Array:
+def compose_notes(
+    rng: np.random.Generator,
+    *,
+    claim_ids: np.ndarray,
+    claim_type: np.ndarray,
+    type_names: tuple[str, ...],
+    channel: np.ndarray,
+    status: np.ndarray,
+    is_fraud: np.ndarray,
+    amounts: np.ndarray,
+    reported_day: np.ndarray,
+    emails: pa.Array,
+    phones: pa.Array,
+) -> pa.Array:
     """Compose one adjuster note per claim.
 
     Args:
@@ -399,8 +633,9 @@ def compose_notes(rng: np.random.Generator, *, claim_ids: np.ndarray, claim_type
     cum = _SENTIMENT_BY_STATUS.cumsum(axis=1)
     sentiment = (rng.random(n)[:, None] > cum[status]).sum(axis=1)
     mixed_pos_first = rng.random(n) < 0.5
-    obs_polarity = np.select([sentiment == 0, sentiment == 1, sentiment == 3, mixed_pos_first],
-                             [0, 1, 2, 0], default=1)  # 0 pos, 1 neg, 2 neu
+    obs_polarity = np.select(
+        [sentiment == 0, sentiment == 1, sentiment == 3, mixed_pos_first], [0, 1, 2, 0], default=1
+    )  # 0 pos, 1 neg, 2 neu
 
     # observation: a detail of the claim type inside a template of the note's polarity
     names = list(type_names)
@@ -420,8 +655,9 @@ def compose_notes(rng: np.random.Generator, *, claim_ids: np.ndarray, claim_type
 
     # demeanour: agrees with a positive/negative/neutral note, contrasts in a mixed one
     has_demeanour = rng.random(n) < 0.8
-    demeanour_kind = np.select([sentiment == 0, sentiment == 1, sentiment == 3, mixed_pos_first],
-                               [0, 1, 2, 3], default=4)
+    demeanour_kind = np.select(
+        [sentiment == 0, sentiment == 1, sentiment == 3, mixed_pos_first], [0, 1, 2, 3], default=4
+    )
     demeanour: Any = None
     for k, key in enumerate(("pos", "neg", "neu", "contrast_neg", "contrast_pos")):
         rows = (demeanour_kind == k) & (has_demeanour | (k >= 3))  # mixed notes always contrast
@@ -458,9 +694,12 @@ def compose_notes(rng: np.random.Generator, *, claim_ids: np.ndarray, claim_type
     pairs = pa.array([a + b for a in letters for b in letters], pa.string())
     initials = pc.take(pairs, pa.array(rng.integers(0, len(pairs), n)))
     sign = rng.integers(0, 3, n)
-    signed = pc.choose(pa.array(sign), pc.binary_join_element_wise("- ", initials, ""),
-                       pc.binary_join_element_wise("Adjuster ", initials, ".", ""),
-                       pc.binary_join_element_wise("(", initials, ")", ""))
+    signed = pc.choose(
+        pa.array(sign),
+        pc.binary_join_element_wise("- ", initials, ""),
+        pc.binary_join_element_wise("Adjuster ", initials, ".", ""),
+        pc.binary_join_element_wise("(", initials, ")", ""),
+    )
     parts.append(pc.if_else(pa.array(rng.random(n) < 0.45), signed, pa.scalar(None, pa.string())))
 
     return pc.binary_join_element_wise(*parts, " ", null_handling="skip")

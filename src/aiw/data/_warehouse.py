@@ -54,6 +54,6 @@ def table_exists(conn: Any, qualified: str) -> bool:
     """Whether ``schema.table`` exists (as a table or a view) in the warehouse."""
     schema, table = split_table(qualified)
     row = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table]).fetchone()
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+    ).fetchone()
     return bool(row and row[0])

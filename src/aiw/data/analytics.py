@@ -67,8 +67,9 @@ class Kpis:
 def _require(conn: Any, *tables: str) -> None:
     missing = [t for t in tables if not table_exists(conn, t)]
     if missing:
-        raise NotFoundError(f"The warehouse has no {', '.join(missing)} yet",
-                            hint="run 'aiw data generate' and 'aiw data build'")
+        raise NotFoundError(
+            f"The warehouse has no {', '.join(missing)} yet", hint="run 'aiw data generate' and 'aiw data build'"
+        )
 
 
 def kpis(workspace: Workspace) -> Kpis:
@@ -91,9 +92,17 @@ def kpis(workspace: Workspace) -> Kpis:
     claims, claimed, paid, premium, open_, fraud, d0, d1 = row  # type: ignore[misc]
     claims = int(claims or 0)
     premium = float(premium or 0.0)
-    return Kpis(claims, float(claimed or 0.0), float(paid or 0.0), premium,
-                float(paid or 0.0) / premium if premium > 0 else None, int(open_ or 0),
-                float(fraud or 0) / claims if claims else 0.0, d0, d1)
+    return Kpis(
+        claims,
+        float(claimed or 0.0),
+        float(paid or 0.0),
+        premium,
+        float(paid or 0.0) / premium if premium > 0 else None,
+        int(open_ or 0),
+        float(fraud or 0) / claims if claims else 0.0,
+        d0,
+        d1,
+    )
 
 
 def claims_trend(workspace: Workspace, *, period: Period = "week", line_of_business: str | None = None) -> pd.DataFrame:
@@ -107,10 +116,13 @@ def claims_trend(workspace: Workspace, *, period: Period = "week", line_of_busin
     with warehouse(workspace) as conn:
         _require(conn, "marts.claims_daily")
         where, params = ("WHERE line_of_business = ?", [line_of_business]) if line_of_business else ("", [])
-        return conn.execute(f"""
+        return conn.execute(
+            f"""
             SELECT date_trunc('{period}', day)::DATE AS period, sum(claims)::BIGINT AS claims,
                    sum(claimed_amount) AS claimed_amount, sum(paid_amount) AS paid_amount
-            FROM marts.claims_daily {where} GROUP BY 1 ORDER BY 1""", params).df()
+            FROM marts.claims_daily {where} GROUP BY 1 ORDER BY 1""",
+            params,
+        ).df()
 
 
 def trend_forecast(trend: pd.DataFrame, *, horizon: int = 12, level: int = 95) -> pd.DataFrame | None:
@@ -184,16 +196,30 @@ def data_health(workspace: Workspace, *, runs: int = 20) -> DataHealth:
     from aiw.pipelines.runner import PipelineRunner
 
     records = PipelineRunner(workspace, workspace.settings).runs(limit=runs)
-    run_frame = pd.DataFrame([{"run": r.id[:12], "pipeline": r.pipeline, "status": r.status, "trigger": r.trigger,
-                               "started (UTC)": r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                               "seconds": round(r.seconds, 1) if r.seconds is not None else None,
-                               "failed steps": ", ".join(s.step for s in r.failed_steps), "error": r.error}
-                              for r in records])
+    run_frame = pd.DataFrame(
+        [
+            {
+                "run": r.id[:12],
+                "pipeline": r.pipeline,
+                "status": r.status,
+                "trigger": r.trigger,
+                "started (UTC)": r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "seconds": round(r.seconds, 1) if r.seconds is not None else None,
+                "failed steps": ", ".join(s.step for s in r.failed_steps),
+                "error": r.error,
+            }
+            for r in records
+        ]
+    )
     gates = QualityGates(workspace, workspace.settings.quality)
     latest = gates.runs(limit=1)
     results = gates.results() if latest else []
-    checks = pd.DataFrame([{"table": r.table, "check": r.check, "status": r.status, "observed": r.observed,
-                            "expected": r.expected} for r in results])
+    checks = pd.DataFrame(
+        [
+            {"table": r.table, "check": r.check, "status": r.status, "observed": r.observed, "expected": r.expected}
+            for r in results
+        ]
+    )
     bands: dict[str, pd.DataFrame] = {}
     for r in results:
         if r.check == "volume" and r.details.get("series") and "mean" in r.details:
@@ -205,8 +231,12 @@ def data_health(workspace: Workspace, *, runs: int = 20) -> DataHealth:
             bands[r.table] = frame
     check_run = {}
     if latest:
-        check_run = {"started_at": latest[0]["started_at"], "status": latest[0]["status"],
-                     "failures": latest[0]["failures"], "warnings": latest[0]["warnings"]}
+        check_run = {
+            "started_at": latest[0]["started_at"],
+            "status": latest[0]["status"],
+            "failures": latest[0]["failures"],
+            "warnings": latest[0]["warnings"],
+        }
     return DataHealth(run_frame, checks, check_run, bands, _dbt_summary(workspace))
 
 

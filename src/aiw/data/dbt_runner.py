@@ -145,8 +145,10 @@ def project_dir() -> Path:
         NotFoundError: the package was installed without its dbt project files.
     """
     if not (PROJECT_DIR / "dbt_project.yml").is_file():
-        raise NotFoundError(f"The dbt project is missing from {PROJECT_DIR}",
-                            hint="reinstall enterprise-ai-workflows; its package data holds the project")
+        raise NotFoundError(
+            f"The dbt project is missing from {PROJECT_DIR}",
+            hint="reinstall enterprise-ai-workflows; its package data holds the project",
+        )
     return PROJECT_DIR
 
 
@@ -183,9 +185,15 @@ class DbtRunner:
         return self.target_path / "static_index.html"
 
     # -- commands --------------------------------------------------------------------------
-    def build(self, *, select: Sequence[str] | None = None, freshness: bool = True,
-              vars: dict[str, Any] | None = None, progress: ProgressCallback | None = None,
-              actor: str = "system") -> BuildResult:
+    def build(
+        self,
+        *,
+        select: Sequence[str] | None = None,
+        freshness: bool = True,
+        vars: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+        actor: str = "system",
+    ) -> BuildResult:
         """``dbt build``: models and their tests in dependency order, after source freshness.
 
         Args:
@@ -212,16 +220,30 @@ class DbtRunner:
         if built.error:
             errors.append(built.error)
         ok = not errors and all(n.ok for n in nodes)
-        result = BuildResult("build", ok, nodes, time.perf_counter() - started, str(self.target_path),
-                             str(self.log_path), "; ".join(errors))
+        result = BuildResult(
+            "build",
+            ok,
+            nodes,
+            time.perf_counter() - started,
+            str(self.target_path),
+            str(self.log_path),
+            "; ".join(errors),
+        )
         self.workspace.audit.append(
-            actor, "data.build", "dbt:" + ",".join(select or ["all"]), "success" if ok else "failure",
-            {"counts": result.counts(), "seconds": round(result.seconds, 2), "error": result.error[:500],
-             "failed": [f"{n.kind}:{n.name}" for n in result.failures][:50]})
+            actor,
+            "data.build",
+            "dbt:" + ",".join(select or ["all"]),
+            "success" if ok else "failure",
+            {
+                "counts": result.counts(),
+                "seconds": round(result.seconds, 2),
+                "error": result.error[:500],
+                "failed": [f"{n.kind}:{n.name}" for n in result.failures][:50],
+            },
+        )
         return result
 
-    def freshness(self, *, vars: dict[str, Any] | None = None,
-                  progress: ProgressCallback | None = None) -> BuildResult:
+    def freshness(self, *, vars: dict[str, Any] | None = None, progress: ProgressCallback | None = None) -> BuildResult:
         """``dbt source freshness``: each source's newest ``loaded_at_field`` against its limits."""
         return self._invoke(["source", "freshness"], select=None, vars=vars, progress=progress)
 
@@ -236,24 +258,48 @@ class DbtRunner:
         """
         result = self._invoke(["docs", "generate", "--static"], select=None, vars=None, progress=None)
         if not result.success or not self.docs_path.exists():
-            raise BackendError(f"dbt docs generate failed: {result.error or 'no static_index.html written'}",
-                               hint=f"see {self.log_path / 'dbt.log'}; run 'aiw data build' first")
+            raise BackendError(
+                f"dbt docs generate failed: {result.error or 'no static_index.html written'}",
+                hint=f"see {self.log_path / 'dbt.log'}; run 'aiw data build' first",
+            )
         return self.docs_path
 
     # -- internals -------------------------------------------------------------------------
-    def _invoke(self, command: list[str], *, select: Sequence[str] | None, vars: dict[str, Any] | None,
-                progress: ProgressCallback | None) -> BuildResult:
+    def _invoke(
+        self,
+        command: list[str],
+        *,
+        select: Sequence[str] | None,
+        vars: dict[str, Any] | None,
+        progress: ProgressCallback | None,
+    ) -> BuildResult:
         from dbt.cli.main import dbtRunner
 
         if not self.workspace.warehouse_path.exists():
-            raise NotFoundError(f"The warehouse {self.workspace.warehouse_path} does not exist yet",
-                                hint="run 'aiw data generate' first")
+            raise NotFoundError(
+                f"The warehouse {self.workspace.warehouse_path} does not exist yet",
+                hint="run 'aiw data generate' first",
+            )
         self.target_path.mkdir(parents=True, exist_ok=True)
         self.log_path.mkdir(parents=True, exist_ok=True)
-        args = [*command, "--project-dir", str(self.project), "--profiles-dir", str(self.project),
-                "--target-path", str(self.target_path), "--log-path", str(self.log_path),
-                "--log-level", "none", "--log-level-file", "info", "--no-use-colors",
-                "--no-send-anonymous-usage-stats", "--no-version-check"]
+        args = [
+            *command,
+            "--project-dir",
+            str(self.project),
+            "--profiles-dir",
+            str(self.project),
+            "--target-path",
+            str(self.target_path),
+            "--log-path",
+            str(self.log_path),
+            "--log-level",
+            "none",
+            "--log-level-file",
+            "info",
+            "--no-use-colors",
+            "--no-send-anonymous-usage-stats",
+            "--no-version-check",
+        ]
         if self.threads is not None and command[0] != "docs":
             args += ["--threads", str(self.threads)]
         if select:
@@ -265,8 +311,12 @@ class DbtRunner:
         callbacks = [_EventBridge(progress)] if progress is not None else []
         name = " ".join(c for c in command if not c.startswith("--"))
         started = time.perf_counter()
-        with _LOCK, _environment(AIW_DBT_DUCKDB_PATH=str(self.workspace.warehouse_path),
-                                 DBT_SEND_ANONYMOUS_USAGE_STATS="False"):
+        with (
+            _LOCK,
+            _environment(
+                AIW_DBT_DUCKDB_PATH=str(self.workspace.warehouse_path), DBT_SEND_ANONYMOUS_USAGE_STATS="False"
+            ),
+        ):
             try:
                 outcome = dbtRunner(callbacks=callbacks).invoke(args)  # type: ignore[arg-type]
             finally:
@@ -294,8 +344,15 @@ class _EventBridge:
         try:
             if kind == "LogStartLine":
                 info = event.data.node_info
-                self.progress(BuildEvent("start", info.node_name, _kind(info.resource_type),
-                                         int(event.data.index) or None, int(event.data.total) or None))
+                self.progress(
+                    BuildEvent(
+                        "start",
+                        info.node_name,
+                        _kind(info.resource_type),
+                        int(event.data.index) or None,
+                        int(event.data.total) or None,
+                    )
+                )
             elif kind == "NodeFinished":
                 info = event.data.node_info
                 status = event.data.run_result.status or info.node_status
@@ -335,15 +392,17 @@ def _nodes(result: Any) -> list[NodeResult]:
         if getattr(node, "resource_type", "") == "source" and hasattr(item, "age"):
             message = message or f"newest row {item.age / 3600:.1f} h old"
         failures = getattr(item, "failures", None)
-        out.append(NodeResult(
-            name=node.name if getattr(node, "resource_type", "") != "source" else f"{node.source_name}.{node.name}",
-            kind=_kind(str(getattr(node.resource_type, "value", node.resource_type))),
-            status=status,
-            seconds=float(getattr(item, "execution_time", 0.0) or 0.0),
-            message=_first_line(str(message)),
-            unique_id=node.unique_id,
-            failures=int(failures) if failures is not None else None,
-        ))
+        out.append(
+            NodeResult(
+                name=node.name if getattr(node, "resource_type", "") != "source" else f"{node.source_name}.{node.name}",
+                kind=_kind(str(getattr(node.resource_type, "value", node.resource_type))),
+                status=status,
+                seconds=float(getattr(item, "execution_time", 0.0) or 0.0),
+                message=_first_line(str(message)),
+                unique_id=node.unique_id,
+                failures=int(failures) if failures is not None else None,
+            )
+        )
     return out
 
 

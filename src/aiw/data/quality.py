@@ -152,8 +152,13 @@ class QualityReport:
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
-        return {"run_id": self.run_id, "started_at": self.started_at.isoformat(), "as_of": self.as_of.isoformat(),
-                "status": self.status, "results": [r.as_dict() for r in self.results]}
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "as_of": self.as_of.isoformat(),
+            "status": self.status,
+            "results": [r.as_dict() for r in self.results],
+        }
 
 
 def volume_band(history: Sequence[float], *, sensitivity: float) -> tuple[float, float, float, float]:
@@ -185,8 +190,9 @@ class QualityGates:
         monitors: The tables to check; default :data:`DEFAULT_MONITORS`.
     """
 
-    def __init__(self, workspace: Workspace, settings: QualitySettings,
-                 monitors: Sequence[TableMonitor] = DEFAULT_MONITORS) -> None:
+    def __init__(
+        self, workspace: Workspace, settings: QualitySettings, monitors: Sequence[TableMonitor] = DEFAULT_MONITORS
+    ) -> None:
         if not monitors:
             raise InvalidInputError("The 'monitors' parameter of QualityGates must name at least one table.")
         self.workspace = workspace
@@ -236,8 +242,7 @@ class QualityGates:
             self._record(report, counts, new_baselines, actor)
         return report
 
-    def accept_schema(self, tables: Sequence[str] | None = None, *, actor: str,
-                      reason: str = "accepted") -> list[str]:
+    def accept_schema(self, tables: Sequence[str] | None = None, *, actor: str, reason: str = "accepted") -> list[str]:
         """Accept the current columns of ``tables`` (default: every monitored one) as their baseline.
 
         Returns:
@@ -254,8 +259,10 @@ class QualityGates:
             for table in names:
                 if not table_exists(conn, table):
                     if tables:
-                        raise NotFoundError(f"The table {table} does not exist in the warehouse",
-                                            hint="check the name (schema.table) or run 'aiw data build'")
+                        raise NotFoundError(
+                            f"The table {table} does not exist in the warehouse",
+                            hint="check the name (schema.table) or run 'aiw data build'",
+                        )
                     continue
                 columns = _columns(conn, table)
                 base = baselines.get(table)
@@ -264,19 +271,35 @@ class QualityGates:
         now = datetime.now(UTC)
         with self.workspace.db.begin() as db:
             for table, columns in changed.items():
-                db.execute(data_schema_snapshots.insert().values(
-                    table_name=table, columns=json.dumps(columns), fingerprint=_fingerprint(columns),
-                    accepted_at=now, accepted_by=actor, reason=reason))
-            self.workspace.audit.append(actor, "data.schema.accept", "warehouse", "success",
-                                        {"tables": sorted(changed), "reason": reason}, conn=db)
+                db.execute(
+                    data_schema_snapshots.insert().values(
+                        table_name=table,
+                        columns=json.dumps(columns),
+                        fingerprint=_fingerprint(columns),
+                        accepted_at=now,
+                        accepted_by=actor,
+                        reason=reason,
+                    )
+                )
+            self.workspace.audit.append(
+                actor,
+                "data.schema.accept",
+                "warehouse",
+                "success",
+                {"tables": sorted(changed), "reason": reason},
+                conn=db,
+            )
         return sorted(changed)
 
     # -- history ---------------------------------------------------------------------------
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest check runs, newest first."""
         with self.workspace.db.begin() as db:
-            rows = db.execute(sa.select(data_check_runs).order_by(data_check_runs.c.started_at.desc())
-                              .limit(limit)).mappings().all()
+            rows = (
+                db.execute(sa.select(data_check_runs).order_by(data_check_runs.c.started_at.desc()).limit(limit))
+                .mappings()
+                .all()
+            )
         return [dict(r) for r in rows]
 
     def results(self, run_id: str | None = None) -> list[CheckResult]:
@@ -287,23 +310,44 @@ class QualityGates:
         """
         with self.workspace.db.begin() as db:
             if run_id is None:
-                run_id = db.execute(sa.select(data_check_runs.c.id)
-                                    .order_by(data_check_runs.c.started_at.desc()).limit(1)).scalar()
+                run_id = db.execute(
+                    sa.select(data_check_runs.c.id).order_by(data_check_runs.c.started_at.desc()).limit(1)
+                ).scalar()
                 if run_id is None:
                     return []
             elif db.execute(sa.select(data_check_runs.c.id).where(data_check_runs.c.id == run_id)).scalar() is None:
                 raise NotFoundError(f"No data check run {run_id!r}", hint="see 'aiw data check --history'")
-            rows = db.execute(sa.select(data_check_results).where(data_check_results.c.run_id == run_id)
-                              .order_by(data_check_results.c.id)).mappings().all()
-        return [CheckResult(r["table_name"], r["check_name"], r["status"], r["observed"], r["expected"],
-                            r["message"], json.loads(r["details"])) for r in rows]
+            rows = (
+                db.execute(
+                    sa.select(data_check_results)
+                    .where(data_check_results.c.run_id == run_id)
+                    .order_by(data_check_results.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return [
+            CheckResult(
+                r["table_name"],
+                r["check_name"],
+                r["status"],
+                r["observed"],
+                r["expected"],
+                r["message"],
+                json.loads(r["details"]),
+            )
+            for r in rows
+        ]
 
     def row_counts(self, table: str, limit: int = 90) -> list[tuple[datetime, int]]:
         """The table's total row count at each recorded run, oldest first."""
         with self.workspace.db.begin() as db:
-            rows = db.execute(sa.select(data_row_counts.c.measured_at, data_row_counts.c.row_count)
-                              .where(data_row_counts.c.table_name == _qualified(table))
-                              .order_by(data_row_counts.c.measured_at.desc()).limit(limit)).all()
+            rows = db.execute(
+                sa.select(data_row_counts.c.measured_at, data_row_counts.c.row_count)
+                .where(data_row_counts.c.table_name == _qualified(table))
+                .order_by(data_row_counts.c.measured_at.desc())
+                .limit(limit)
+            ).all()
         return [(r[0], int(r[1])) for r in reversed(rows)]
 
     # -- checks ----------------------------------------------------------------------------
@@ -317,74 +361,173 @@ class QualityGates:
         rows = conn.execute(
             f"SELECT CAST({col} AS DATE) AS d, count(*) FROM {_sql_name(table)} "
             f"WHERE {col} >= ? AND {col} < ? GROUP BY 1",
-            [datetime.combine(first, datetime.min.time()), datetime.combine(day + timedelta(days=1),
-                                                                            datetime.min.time())]).fetchall()
+            [
+                datetime.combine(first, datetime.min.time()),
+                datetime.combine(day + timedelta(days=1), datetime.min.time()),
+            ],
+        ).fetchall()
         by_day = {r[0]: int(r[1]) for r in rows}
         oldest = conn.execute(f"SELECT CAST(min({col}) AS DATE) FROM {_sql_name(table)}").fetchone()[0]
         history = [(d, by_day.get(d, 0)) for d in sorted(history_days) if oldest is not None and d >= oldest]
         observed = by_day.get(day, 0)
         series = [{"day": d.isoformat(), "rows": n} for d, n in history] + [{"day": day.isoformat(), "rows": observed}]
-        base = {"day": day.isoformat(), "observed": observed, "series": series, "column": column,
-                "seasonality": s.seasonality, "training_days": s.training_days, "sensitivity": s.sensitivity}
+        base = {
+            "day": day.isoformat(),
+            "observed": observed,
+            "series": series,
+            "column": column,
+            "seasonality": s.seasonality,
+            "training_days": s.training_days,
+            "sensitivity": s.sensitivity,
+        }
         if len(history) < s.min_training_days:
-            return CheckResult(table, "volume", "skipped", f"{day}: {observed} rows",
-                               f">= {s.min_training_days} days of history",
-                               f"only {len(history)} days of history before {day}; not judged", base)
+            return CheckResult(
+                table,
+                "volume",
+                "skipped",
+                f"{day}: {observed} rows",
+                f">= {s.min_training_days} days of history",
+                f"only {len(history)} days of history before {day}; not judged",
+                base,
+            )
         mean, std, lower, upper = volume_band([n for _, n in history], sensitivity=s.sensitivity)
         z = (observed - mean) / std
         base.update(mean=mean, std=std, lower=lower, upper=upper, z=z)
         expected = f"{mean:.1f} rows, band [{max(lower, 0.0):.1f}, {upper:.1f}] ({s.sensitivity:g} sd)"
         if abs(z) > s.sensitivity:
             kind = "drop" if z < 0 else "spike"
-            return CheckResult(table, "volume", "fail", f"{day}: {observed} rows", expected,
-                               f"volume {kind}: {observed} rows on {day}, z = {z:+.1f}", base)
-        return CheckResult(table, "volume", "pass", f"{day}: {observed} rows", expected,
-                           f"{observed} rows on {day}, z = {z:+.1f}", base)
+            return CheckResult(
+                table,
+                "volume",
+                "fail",
+                f"{day}: {observed} rows",
+                expected,
+                f"volume {kind}: {observed} rows on {day}, z = {z:+.1f}",
+                base,
+            )
+        return CheckResult(
+            table,
+            "volume",
+            "pass",
+            f"{day}: {observed} rows",
+            expected,
+            f"{observed} rows on {day}, z = {z:+.1f}",
+            base,
+        )
 
     def _missing(self, mon: TableMonitor, table: str, baseline: dict[str, Any] | None) -> list[CheckResult]:
         if not mon.required and baseline is None:
-            return [CheckResult(table, "exists", "skipped", "missing", "table present",
-                                f"{table} does not exist yet (run 'aiw data build')")]
-        return [CheckResult(table, "exists", "fail", "missing", "table present",
-                            f"{table} does not exist" + (" (it had an accepted schema)" if baseline else ""))]
+            return [
+                CheckResult(
+                    table,
+                    "exists",
+                    "skipped",
+                    "missing",
+                    "table present",
+                    f"{table} does not exist yet (run 'aiw data build')",
+                )
+            ]
+        return [
+            CheckResult(
+                table,
+                "exists",
+                "fail",
+                "missing",
+                "table present",
+                f"{table} does not exist" + (" (it had an accepted schema)" if baseline else ""),
+            )
+        ]
 
     # -- storage ---------------------------------------------------------------------------
     def _baselines(self) -> dict[str, dict[str, Any]]:
         """The newest accepted snapshot of every table."""
-        latest = (sa.select(data_schema_snapshots.c.table_name, sa.func.max(data_schema_snapshots.c.id).label("id"))
-                  .group_by(data_schema_snapshots.c.table_name).subquery())
+        latest = (
+            sa.select(data_schema_snapshots.c.table_name, sa.func.max(data_schema_snapshots.c.id).label("id"))
+            .group_by(data_schema_snapshots.c.table_name)
+            .subquery()
+        )
         with self.workspace.db.begin() as db:
-            rows = db.execute(sa.select(data_schema_snapshots)
-                              .join(latest, data_schema_snapshots.c.id == latest.c.id)).mappings().all()
-        return {r["table_name"]: {"columns": json.loads(r["columns"]), "accepted_at": r["accepted_at"],
-                                  "accepted_by": r["accepted_by"]} for r in rows}
+            rows = (
+                db.execute(sa.select(data_schema_snapshots).join(latest, data_schema_snapshots.c.id == latest.c.id))
+                .mappings()
+                .all()
+            )
+        return {
+            r["table_name"]: {
+                "columns": json.loads(r["columns"]),
+                "accepted_at": r["accepted_at"],
+                "accepted_by": r["accepted_by"],
+            }
+            for r in rows
+        }
 
-    def _record(self, report: QualityReport, counts: dict[str, int],
-                new_baselines: dict[str, list[list[str]]], actor: str) -> None:
+    def _record(
+        self, report: QualityReport, counts: dict[str, int], new_baselines: dict[str, list[list[str]]], actor: str
+    ) -> None:
         now = datetime.now(UTC)
         with self.workspace.db.begin() as db:
-            db.execute(data_check_runs.insert().values(
-                id=report.run_id, started_at=report.started_at, finished_at=now, status=report.status,
-                actor=actor, checks=len(report.results), failures=len(report.failures),
-                warnings=len(report.warnings)))
+            db.execute(
+                data_check_runs.insert().values(
+                    id=report.run_id,
+                    started_at=report.started_at,
+                    finished_at=now,
+                    status=report.status,
+                    actor=actor,
+                    checks=len(report.results),
+                    failures=len(report.failures),
+                    warnings=len(report.warnings),
+                )
+            )
             if report.results:
-                db.execute(data_check_results.insert(), [
-                    {"run_id": report.run_id, "checked_at": now, "table_name": r.table, "check_name": r.check,
-                     "status": r.status, "observed": r.observed, "expected": r.expected, "message": r.message,
-                     "details": json.dumps(r.details, default=str)} for r in report.results])
+                db.execute(
+                    data_check_results.insert(),
+                    [
+                        {
+                            "run_id": report.run_id,
+                            "checked_at": now,
+                            "table_name": r.table,
+                            "check_name": r.check,
+                            "status": r.status,
+                            "observed": r.observed,
+                            "expected": r.expected,
+                            "message": r.message,
+                            "details": json.dumps(r.details, default=str),
+                        }
+                        for r in report.results
+                    ],
+                )
             if counts:
-                db.execute(data_row_counts.insert(), [
-                    {"run_id": report.run_id, "table_name": t, "measured_at": now, "row_count": n}
-                    for t, n in counts.items()])
+                db.execute(
+                    data_row_counts.insert(),
+                    [
+                        {"run_id": report.run_id, "table_name": t, "measured_at": now, "row_count": n}
+                        for t, n in counts.items()
+                    ],
+                )
             for table, columns in new_baselines.items():
-                db.execute(data_schema_snapshots.insert().values(
-                    table_name=table, columns=json.dumps(columns), fingerprint=_fingerprint(columns),
-                    accepted_at=now, accepted_by=actor, reason="baseline: first check of the table"))
+                db.execute(
+                    data_schema_snapshots.insert().values(
+                        table_name=table,
+                        columns=json.dumps(columns),
+                        fingerprint=_fingerprint(columns),
+                        accepted_at=now,
+                        accepted_by=actor,
+                        reason="baseline: first check of the table",
+                    )
+                )
             self.workspace.audit.append(
-                actor, "data.check", f"data-check:{report.run_id}", "success" if report.status != "fail" else "failure",
-                {"status": report.status, "checks": len(report.results),
-                 "failures": [f"{r.table}/{r.check}" for r in report.failures],
-                 "baselines": sorted(new_baselines)}, conn=db)
+                actor,
+                "data.check",
+                f"data-check:{report.run_id}",
+                "success" if report.status != "fail" else "failure",
+                {
+                    "status": report.status,
+                    "checks": len(report.results),
+                    "failures": [f"{r.table}/{r.check}" for r in report.failures],
+                    "baselines": sorted(new_baselines),
+                },
+                conn=db,
+            )
 
 
 def _freshness(conn: Any, table: str, column: str, limit_hours: float, moment: datetime) -> CheckResult:
@@ -392,48 +535,94 @@ def _freshness(conn: Any, table: str, column: str, limit_hours: float, moment: d
     newest = conn.execute(f"SELECT max(CAST({col} AS TIMESTAMP)) FROM {_sql_name(table)}").fetchone()[0]
     expected = f"newest row at most {limit_hours:g} h old"
     if newest is None:
-        return CheckResult(table, "freshness", "fail", "no rows", expected, f"{table} is empty",
-                           {"column": column, "limit_hours": limit_hours})
+        return CheckResult(
+            table,
+            "freshness",
+            "fail",
+            "no rows",
+            expected,
+            f"{table} is empty",
+            {"column": column, "limit_hours": limit_hours},
+        )
     # Warehouse timestamps are naive UTC by convention.
     newest_utc = newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest.astimezone(UTC)
     age_h = max((moment - newest_utc).total_seconds() / 3600.0, 0.0)
     details = {"column": column, "newest": newest_utc.isoformat(), "age_hours": age_h, "limit_hours": limit_hours}
     observed = f"newest row {age_h:.1f} h old ({newest_utc:%Y-%m-%d %H:%M} UTC)"
     if age_h > limit_hours:
-        return CheckResult(table, "freshness", "fail", observed, expected,
-                           f"stale: {column} last moved {age_h:.1f} h ago, limit {limit_hours:g} h", details)
+        return CheckResult(
+            table,
+            "freshness",
+            "fail",
+            observed,
+            expected,
+            f"stale: {column} last moved {age_h:.1f} h ago, limit {limit_hours:g} h",
+            details,
+        )
     return CheckResult(table, "freshness", "pass", observed, expected, f"{age_h:.1f} h old", details)
 
 
 def _schema(table: str, columns: list[list[str]], baseline: dict[str, Any] | None) -> CheckResult:
     described = f"{len(columns)} columns"
     if baseline is None:
-        return CheckResult(table, "schema", "pass", described, "no snapshot yet",
-                           "baseline recorded from this run", {"columns": columns, "baseline": True})
+        return CheckResult(
+            table,
+            "schema",
+            "pass",
+            described,
+            "no snapshot yet",
+            "baseline recorded from this run",
+            {"columns": columns, "baseline": True},
+        )
     before = dict(baseline["columns"])
     now = dict(columns)
     added = [n for n in now if n not in before]
     dropped = [n for n in before if n not in now]
     retyped = [f"{n}: {before[n]} -> {now[n]}" for n in now if n in before and before[n] != now[n]]
-    details = {"added": added, "dropped": dropped, "retyped": retyped, "columns": columns,
-               "accepted_at": str(baseline["accepted_at"]), "accepted_by": baseline["accepted_by"]}
+    details = {
+        "added": added,
+        "dropped": dropped,
+        "retyped": retyped,
+        "columns": columns,
+        "accepted_at": str(baseline["accepted_at"]),
+        "accepted_by": baseline["accepted_by"],
+    }
     expected = f"{len(before)} columns as accepted {str(baseline['accepted_at'])[:19]}"
-    parts = ([f"dropped {', '.join(dropped)}"] if dropped else []) + \
-            ([f"retyped {'; '.join(retyped)}"] if retyped else []) + ([f"added {', '.join(added)}"] if added else [])
+    parts = (
+        ([f"dropped {', '.join(dropped)}"] if dropped else [])
+        + ([f"retyped {'; '.join(retyped)}"] if retyped else [])
+        + ([f"added {', '.join(added)}"] if added else [])
+    )
     if dropped or retyped:
-        return CheckResult(table, "schema", "fail", f"{described}: " + "; ".join(parts), expected,
-                           "breaking schema change: " + "; ".join(parts), details)
+        return CheckResult(
+            table,
+            "schema",
+            "fail",
+            f"{described}: " + "; ".join(parts),
+            expected,
+            "breaking schema change: " + "; ".join(parts),
+            details,
+        )
     if added:
-        return CheckResult(table, "schema", "warn", f"{described}: " + "; ".join(parts), expected,
-                           "columns added (accept with 'aiw data check --accept-schema')", details)
+        return CheckResult(
+            table,
+            "schema",
+            "warn",
+            f"{described}: " + "; ".join(parts),
+            expected,
+            "columns added (accept with 'aiw data check --accept-schema')",
+            details,
+        )
     return CheckResult(table, "schema", "pass", described, expected, "unchanged", details)
 
 
 def _columns(conn: Any, table: str) -> list[list[str]]:
     schema, name = split_table(table)
-    rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                        [schema, name]).fetchall()
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
     return [[str(r[0]), str(r[1])] for r in rows]
 
 

@@ -26,7 +26,7 @@ def normalise_url(url: str) -> str:
     """Map ``postgresql://`` and ``postgres://`` to the psycopg 3 driver SQLAlchemy needs."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -57,17 +57,14 @@ class MetadataDB:
             ) from exc
         self.dialect = parsed.get_backend_name()
         if self.dialect not in {"sqlite", "postgresql"}:
-            raise ConfigError(
-                f"AIW_METADATA__URL uses {self.dialect!r}; only sqlite and postgresql are supported"
-            )
+            raise ConfigError(f"AIW_METADATA__URL uses {self.dialect!r}; only sqlite and postgresql are supported")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
             if parsed.database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10,
-                          connect_args={"connect_timeout": 5})
+            kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 5})
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -137,8 +134,12 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
 def _translate(exc: sa.exc.OperationalError, where: str) -> Exception:
     text = str(exc.orig) if exc.orig is not None else str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    transient = any(word in text.lower() for word in ("connection refused", "timeout", "locked",
-                                                       "could not connect", "server closed"))
+    transient = any(
+        word in text.lower()
+        for word in ("connection refused", "timeout", "locked", "could not connect", "server closed")
+    )
     cls = TransientBackendError if transient else PermanentBackendError
-    return cls(f"Metadata database {where} failed: {first}",
-               hint="check that the server is running and AIW_METADATA__URL is right")
+    return cls(
+        f"Metadata database {where} failed: {first}",
+        hint="check that the server is running and AIW_METADATA__URL is right",
+    )

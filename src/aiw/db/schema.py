@@ -104,15 +104,13 @@ mlops_promotion_requests = Table(
     Column("model_name", String(200), nullable=False),
     Column("version", Integer, nullable=False),
     Column("target", String(20), nullable=False, comment="staging | production"),
-    Column("status", String(20), nullable=False,
-           comment="pending | approved | rejected | promoted | withdrawn"),
+    Column("status", String(20), nullable=False, comment="pending | approved | rejected | promoted | withdrawn"),
     Column("reason", Text, nullable=False),
     Column("requested_by", String(200), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=True),
 )
-Index("ix_mlops_requests_model_status", mlops_promotion_requests.c.model_name,
-      mlops_promotion_requests.c.status)
+Index("ix_mlops_requests_model_status", mlops_promotion_requests.c.model_name, mlops_promotion_requests.c.status)
 
 mlops_approvals = Table(
     "mlops_approvals",
@@ -194,8 +192,12 @@ data_check_results = Table(
     Column("details", Text, nullable=False, comment="JSON: the series and band, the schema diff ..."),
 )
 Index("ix_data_check_results_run", data_check_results.c.run_id)
-Index("ix_data_check_results_table_check", data_check_results.c.table_name, data_check_results.c.check_name,
-      data_check_results.c.checked_at)
+Index(
+    "ix_data_check_results_table_check",
+    data_check_results.c.table_name,
+    data_check_results.c.check_name,
+    data_check_results.c.checked_at,
+)
 
 data_schema_snapshots = Table(
     "data_schema_snapshots",
@@ -243,8 +245,9 @@ pipeline_step_runs = Table(
     Column("id", _BigId, primary_key=True, autoincrement=True),
     Column("run_id", String(32), ForeignKey("pipeline_runs.id"), nullable=False),
     Column("step", String(100), nullable=False),
-    Column("status", String(20), nullable=False,
-           comment="pending | running | success | failed | skipped | upstream_failed"),
+    Column(
+        "status", String(20), nullable=False, comment="pending | running | success | failed | skipped | upstream_failed"
+    ),
     Column("attempts", Integer, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
@@ -358,8 +361,12 @@ rollouts = Table(
     metadata,
     Column("id", _BigId, primary_key=True, autoincrement=True),
     Column("model_name", String(200), nullable=False),
-    Column("active_model", String(200), nullable=True,
-           comment="model_name while running, NULL once finished: one running rollout per model"),
+    Column(
+        "active_model",
+        String(200),
+        nullable=True,
+        comment="model_name while running, NULL once finished: one running rollout per model",
+    ),
     Column("mode", String(16), nullable=False, comment="canary | shadow"),
     Column("candidate_version", Integer, nullable=False),
     Column("champion_version", Integer, nullable=False),
@@ -386,8 +393,7 @@ rollout_decisions = Table(
     Column("id", _BigId, primary_key=True, autoincrement=True),
     Column("rollout_id", BigInteger, ForeignKey("rollouts.id"), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("action", String(20), nullable=False,
-           comment="start | advance | hold | rollback | promote | complete"),
+    Column("action", String(20), nullable=False, comment="start | advance | hold | rollback | promote | complete"),
     Column("code", String(50), nullable=False, comment="machine-readable reason"),
     Column("reason", Text, nullable=False),
     Column("step_index", Integer, nullable=False, comment="the step after the decision"),

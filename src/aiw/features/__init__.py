@@ -18,8 +18,15 @@ if TYPE_CHECKING:
         get_online_features,
     )
 
-__all__ = ["FEATURE_SERVICE", "ApplyResult", "FeatureStoreService", "MaterializeResult", "MissingOnlineFeatures",
-           "OnlineFeatureReader", "get_online_features"]
+__all__ = [
+    "FEATURE_SERVICE",
+    "ApplyResult",
+    "FeatureStoreService",
+    "MaterializeResult",
+    "MissingOnlineFeatures",
+    "OnlineFeatureReader",
+    "get_online_features",
+]
 
 _ONLINE = {"MissingOnlineFeatures", "OnlineFeatureReader"}
 

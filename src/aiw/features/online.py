@@ -98,8 +98,12 @@ class OnlineInputs:
 
     def describe(self) -> dict[str, Any]:
         """What a response says about where its inputs came from."""
-        return {"source": "online_store", "online_store": self.online_store, "project": self.project,
-                "refs": list(self.refs)}
+        return {
+            "source": "online_store",
+            "online_store": self.online_store,
+            "project": self.project,
+            "refs": list(self.refs),
+        }
 
 
 class OnlineFeatureReader:
@@ -115,8 +119,14 @@ class OnlineFeatureReader:
         self._plans: dict[tuple[Any, ...], tuple[float, OnlinePlan]] = {}
 
     # -- the mapping -------------------------------------------------------------------------
-    def plan(self, columns: Sequence[str], keys: Sequence[str], *, features: Sequence[str] | None = None,
-             feature_service: str | None = None) -> OnlinePlan:
+    def plan(
+        self,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        *,
+        features: Sequence[str] | None = None,
+        feature_service: str | None = None,
+    ) -> OnlinePlan:
         """Which online feature feeds each of ``columns``, given the join keys a request carries.
 
         Args:
@@ -130,8 +140,12 @@ class OnlineFeatureReader:
                 online feature feeds, or that several do; a view whose join key is not given.
             NotFoundError: the feature store has no online feature views (not applied yet).
         """
-        cache_key = (tuple(columns), tuple(sorted(keys)), tuple(features) if features is not None else None,
-                     feature_service)
+        cache_key = (
+            tuple(columns),
+            tuple(sorted(keys)),
+            tuple(features) if features is not None else None,
+            feature_service,
+        )
         now = time.monotonic()
         with self._lock:
             hit = self._plans.get(cache_key)
@@ -144,8 +158,9 @@ class OnlineFeatureReader:
             self._plans[cache_key] = (now + PLAN_TTL_S, made)
         return made
 
-    def _plan(self, columns: list[str], keys: set[str], features: Sequence[str] | None,
-              feature_service: str | None) -> OnlinePlan:
+    def _plan(
+        self, columns: list[str], keys: set[str], features: Sequence[str] | None, feature_service: str | None
+    ) -> OnlinePlan:
         store = self.service.store
         project = self.service.settings.project
         entity_keys = {e.join_key: _python_type(e.value_type) for e in store.list_entities(allow_cache=True)}
@@ -154,11 +169,14 @@ class OnlineFeatureReader:
             raise InvalidInputError(
                 f"Unknown entity key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in 'entities'; "
                 f"the feature store (project {project!r}) knows {', '.join(sorted(entity_keys)) or 'none'}",
-                hint='e.g. {"entities": {"claim_id": [17, 42]}}')
+                hint='e.g. {"entities": {"claim_id": [17, 42]}}',
+            )
         views = {v.name: v for v in store.list_feature_views(allow_cache=True) if v.online}
         if not views:
-            raise NotFoundError(f"The feature store (project {project!r}) has no online feature views",
-                                hint="run 'aiw features apply' and 'aiw features materialize' first")
+            raise NotFoundError(
+                f"The feature store (project {project!r}) has no online feature views",
+                hint="run 'aiw features apply' and 'aiw features materialize' first",
+            )
         view_keys = {name: tuple(c.name for c in v.entity_columns) for name, v in views.items()}
         if features is not None:
             candidates = self._named(features, views)
@@ -171,8 +189,10 @@ class OnlineFeatureReader:
         if features is not None:
             extra = [f"{v}:{f}" for v, f in candidates if f not in wanted]
             if extra:
-                raise InvalidInputError(f"The features {', '.join(extra[:5])} are not inputs of this model",
-                                        hint=f"the model takes {', '.join(columns)}")
+                raise InvalidInputError(
+                    f"The features {', '.join(extra[:5])} are not inputs of this model",
+                    hint=f"the model takes {', '.join(columns)}",
+                )
         by_column: dict[str, list[str]] = {}
         unreachable: dict[str, list[str]] = {}
         for view, feature in candidates:
@@ -185,15 +205,20 @@ class OnlineFeatureReader:
         if explicit and unreachable:
             view = sorted({v for vs in unreachable.values() for v in vs})[0]
             need = [k for k in view_keys[view] if k not in keys]
-            raise InvalidInputError(f"The feature view {view!r} is looked up by {', '.join(need)}, "
-                                    f"which 'entities' does not give",
-                                    hint=f"add {need[0]} to 'entities'")
+            raise InvalidInputError(
+                f"The feature view {view!r} is looked up by {', '.join(need)}, which 'entities' does not give",
+                hint=f"add {need[0]} to 'entities'",
+            )
         missing = [c for c in columns if c not in by_column]
         if missing:
             shown = ", ".join(map(repr, missing[:8])) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-            where = (" among the named features" if features is not None
-                     else f" in feature service {feature_service!r}" if feature_service is not None
-                     else f" in any online feature view looked up by {', '.join(sorted(keys))}")
+            where = (
+                " among the named features"
+                if features is not None
+                else f" in feature service {feature_service!r}"
+                if feature_service is not None
+                else f" in any online feature view looked up by {', '.join(sorted(keys))}"
+            )
             also = sorted({v for c in missing for v in unreachable.get(c, [])})
             need = sorted({k for v in also for k in view_keys[v]} - keys)
             if features is not None:
@@ -205,15 +230,16 @@ class OnlineFeatureReader:
             else:
                 hint = "send the input columns themselves (dataframe_records ...), or apply a view that has them"
             plural = "s" if len(missing) > 1 else ""
-            raise InvalidInputError(f"No online feature feeds the model's input column{plural} {shown}{where}",
-                                    hint=hint)
+            raise InvalidInputError(
+                f"No online feature feeds the model's input column{plural} {shown}{where}", hint=hint
+            )
         ambiguous = {c: refs for c, refs in by_column.items() if len(refs) > 1}
         if ambiguous:
             column, several = next(iter(sorted(ambiguous.items())))
-            raise InvalidInputError(f"The model's input column {column!r} is a feature of several views: "
-                                    f"{', '.join(several)}",
-                                    hint=f'name the ones to use, e.g. "features": ["{several[0]}", ...], '
-                                         'or pass a "feature_service"')
+            raise InvalidInputError(
+                f"The model's input column {column!r} is a feature of several views: {', '.join(several)}",
+                hint=f'name the ones to use, e.g. "features": ["{several[0]}", ...], or pass a "feature_service"',
+            )
         chosen = {c: by_column[c][0] for c in columns}
         used = {r.split(":", 1)[0] for r in chosen.values()}
         join_keys = {v: view_keys[v] for v in sorted(used)}
@@ -227,8 +253,10 @@ class OnlineFeatureReader:
                 raise InvalidInputError(f"Feature references look like 'view:feature'. Got {ref!r}.")
             found = views.get(view)
             if found is None or feature not in {f.name for f in found.features}:
-                raise InvalidInputError(f"Unknown online feature {ref!r}",
-                                        hint="list them with 'aiw features list'; only online views are served")
+                raise InvalidInputError(
+                    f"Unknown online feature {ref!r}",
+                    hint="list them with 'aiw features list'; only online views are served",
+                )
             out.append((view, feature))
         return out
 
@@ -237,14 +265,20 @@ class OnlineFeatureReader:
             service = self.service.store.get_feature_service(name, allow_cache=True)
         except Exception as exc:  # Feast raises its own FeatureServiceNotFoundException
             known = [s.name for s in self.service.store.list_feature_services()]
-            raise InvalidInputError(f"Unknown feature service {name!r}",
-                                    hint=f"known: {', '.join(known) or 'none'}") from exc
-        return [(p.name, f.name) for p in service.feature_view_projections
-                if p.name in views for f in p.features]
+            raise InvalidInputError(
+                f"Unknown feature service {name!r}", hint=f"known: {', '.join(known) or 'none'}"
+            ) from exc
+        return [(p.name, f.name) for p in service.feature_view_projections if p.name in views for f in p.features]
 
     # -- the lookup --------------------------------------------------------------------------
-    def read(self, columns: Sequence[str], entities: Mapping[str, Sequence[Any]], *,
-             features: Sequence[str] | None = None, feature_service: str | None = None) -> OnlineInputs:
+    def read(
+        self,
+        columns: Sequence[str],
+        entities: Mapping[str, Sequence[Any]],
+        *,
+        features: Sequence[str] | None = None,
+        feature_service: str | None = None,
+    ) -> OnlineInputs:
         """Read ``columns`` for every entity row of ``entities`` (``{join_key: [values]}``).
 
         Raises:
@@ -259,8 +293,9 @@ class OnlineFeatureReader:
         refs = [plan.refs[c] for c in columns]
         unique = list(dict.fromkeys(refs))
         try:
-            response = self.service.store.get_online_features(features=unique, entity_rows=rows,
-                                                              full_feature_names=True)
+            response = self.service.store.get_online_features(
+                features=unique, entity_rows=rows, full_feature_names=True
+            )
         except Exception as exc:
             raise _backend("get_online_features", exc) from exc
         names = list(response.proto.metadata.feature_names.val)
@@ -270,8 +305,9 @@ class OnlineFeatureReader:
         out = {c: values[plan.refs[c].replace(":", "__", 1)] for c in columns}
         return OnlineInputs(out, tuple(refs), self.service.online_kind, self.service.settings.project)
 
-    def _check_found(self, plan: OnlinePlan, rows: dict[str, list[Any]], refs: list[str],
-                     statuses: dict[str, list[int]]) -> None:
+    def _check_found(
+        self, plan: OnlinePlan, rows: dict[str, list[Any]], refs: list[str], statuses: dict[str, list[int]]
+    ) -> None:
         n = len(next(iter(rows.values())))
         problems: list[str] = []
         missing: dict[str, list[Any]] = {}
@@ -297,8 +333,10 @@ class OnlineFeatureReader:
                 problems.append(f"the online store {label} features of view {view!r} for {shown}{more}")
         if problems:
             raise MissingOnlineFeatures(
-                "Cannot score: " + "; ".join(problems), missing={k: sorted(set(v)) for k, v in missing.items()},
-                hint="check the keys, or load their features with 'aiw features materialize'")
+                "Cannot score: " + "; ".join(problems),
+                missing={k: sorted(set(v)) for k, v in missing.items()},
+                hint="check the keys, or load their features with 'aiw features materialize'",
+            )
 
 
 def _keys(name: str, values: Sequence[Any], kind: type) -> list[Any]:

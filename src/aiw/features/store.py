@@ -83,22 +83,40 @@ SOURCES: dict[str, str] = {
 }
 
 _CLAIM_FEATURES = {
-    "amount": "Float64", "amount_to_limit": "Float64", "days_to_report": "Int64", "prior_claims": "Int64",
-    "policy_age_days": "Int64", "channel": "String", "line_of_business": "String", "claim_type": "String",
-    "region": "String", "customer_age": "Int64", "credit_score": "Int64", "premium": "Float64",
-    "deductible": "Float64", "coverage_limit": "Float64", "segment": "String",
+    "amount": "Float64",
+    "amount_to_limit": "Float64",
+    "days_to_report": "Int64",
+    "prior_claims": "Int64",
+    "policy_age_days": "Int64",
+    "channel": "String",
+    "line_of_business": "String",
+    "claim_type": "String",
+    "region": "String",
+    "customer_age": "Int64",
+    "credit_score": "Int64",
+    "premium": "Float64",
+    "deductible": "Float64",
+    "coverage_limit": "Float64",
+    "segment": "String",
     # the names aiw.mlops.training's model takes its inputs by
-    "annual_premium": "Float64", "amount_to_premium": "Float64", "amount_to_coverage": "Float64",
+    "annual_premium": "Float64",
+    "amount_to_premium": "Float64",
+    "amount_to_coverage": "Float64",
     "customer_tenure_days": "Int64",
 }
 _CLAIM_LABELS = {"is_fraud": "Bool", "gender": "String"}
 _CUSTOMER_FEATURES = {
-    "region": "String", "segment": "String", "credit_score": "Int64", "age": "Int64", "tenure_days": "Int64",
-    "policies_to_date": "Int64", "premium_to_date": "Float64", "claims_to_date": "Int64",
+    "region": "String",
+    "segment": "String",
+    "credit_score": "Int64",
+    "age": "Int64",
+    "tenure_days": "Int64",
+    "policies_to_date": "Int64",
+    "premium_to_date": "Float64",
+    "claims_to_date": "Int64",
     "claimed_amount_to_date": "Float64",
 }
-_SERVICE_CUSTOMER = ("tenure_days", "policies_to_date", "premium_to_date", "claims_to_date",
-                     "claimed_amount_to_date")
+_SERVICE_CUSTOMER = ("tenure_days", "policies_to_date", "premium_to_date", "claims_to_date", "claimed_amount_to_date")
 
 _CACHE: dict[tuple[str, str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
@@ -152,8 +170,10 @@ def redis_connection_string(url: str) -> str:
     """
     parsed = urlparse(url)
     if parsed.scheme not in {"redis", "rediss"} or not parsed.hostname:
-        raise ConfigError(f"AIW_FEATURES__ONLINE_URL must be redis://host:port[/db]. Got {url!r}.",
-                          hint="e.g. redis://127.0.0.1:6379/0, or leave it empty for SQLite")
+        raise ConfigError(
+            f"AIW_FEATURES__ONLINE_URL must be redis://host:port[/db]. Got {url!r}.",
+            hint="e.g. redis://127.0.0.1:6379/0, or leave it empty for SQLite",
+        )
     parts = [f"{parsed.hostname}:{parsed.port or 6379}"]
     db = parsed.path.strip("/")
     if db:
@@ -181,28 +201,54 @@ def definitions(settings: FeatureSettings, data_dir: Path) -> list[Any]:
         return [Field(name=name, dtype=getattr(ft, dtype)) for name, dtype in spec.items()]
 
     ttl = timedelta(days=settings.ttl_days)
-    claim = Entity(name="claim", join_keys=["claim_id"], value_type=ValueType.INT64,
-                   description="An insurance claim.")
-    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64,
-                      description="A policyholder.")
-    claim_src = FileSource(name="claim_features_source", path=str(data_dir / "claim_features.parquet"),
-                           timestamp_field="event_timestamp",
-                           description="marts.claim_features: one row per claim, as of its report.")
-    customer_src = FileSource(name="customer_features_source", path=str(data_dir / "customer_features.parquet"),
-                              timestamp_field="event_timestamp",
-                              description="marts.customer_features: one row per customer and change.")
-    claim_view = FeatureView(name="claim_features", entities=[claim], ttl=ttl, source=claim_src,
-                             schema=fields(_CLAIM_FEATURES), online=True,
-                             description="What the fraud model knows about a claim when it is reported.")
-    label_view = FeatureView(name="claim_labels", entities=[claim], ttl=ttl, source=claim_src,
-                             schema=fields(_CLAIM_LABELS), online=False,
-                             description="The fraud label and the sensitive attribute; training and fairness only.")
-    customer_view = FeatureView(name="customer_features", entities=[customer], ttl=ttl, source=customer_src,
-                                schema=fields(_CUSTOMER_FEATURES), online=True,
-                                description="The customer's history as of each change.")
-    service = FeatureService(name=FEATURE_SERVICE,
-                             features=[claim_view, customer_view[list(_SERVICE_CUSTOMER)]],
-                             description="Inputs of the claims-fraud model.")
+    claim = Entity(name="claim", join_keys=["claim_id"], value_type=ValueType.INT64, description="An insurance claim.")
+    customer = Entity(
+        name="customer", join_keys=["customer_id"], value_type=ValueType.INT64, description="A policyholder."
+    )
+    claim_src = FileSource(
+        name="claim_features_source",
+        path=str(data_dir / "claim_features.parquet"),
+        timestamp_field="event_timestamp",
+        description="marts.claim_features: one row per claim, as of its report.",
+    )
+    customer_src = FileSource(
+        name="customer_features_source",
+        path=str(data_dir / "customer_features.parquet"),
+        timestamp_field="event_timestamp",
+        description="marts.customer_features: one row per customer and change.",
+    )
+    claim_view = FeatureView(
+        name="claim_features",
+        entities=[claim],
+        ttl=ttl,
+        source=claim_src,
+        schema=fields(_CLAIM_FEATURES),
+        online=True,
+        description="What the fraud model knows about a claim when it is reported.",
+    )
+    label_view = FeatureView(
+        name="claim_labels",
+        entities=[claim],
+        ttl=ttl,
+        source=claim_src,
+        schema=fields(_CLAIM_LABELS),
+        online=False,
+        description="The fraud label and the sensitive attribute; training and fairness only.",
+    )
+    customer_view = FeatureView(
+        name="customer_features",
+        entities=[customer],
+        ttl=ttl,
+        source=customer_src,
+        schema=fields(_CUSTOMER_FEATURES),
+        online=True,
+        description="The customer's history as of each change.",
+    )
+    service = FeatureService(
+        name=FEATURE_SERVICE,
+        features=[claim_view, customer_view[list(_SERVICE_CUSTOMER)]],
+        description="Inputs of the claims-fraud model.",
+    )
     return [claim, customer, claim_src, customer_src, claim_view, label_view, customer_view, service]
 
 
@@ -236,9 +282,14 @@ class FeatureStoreService:
         else:
             online = {"type": "sqlite", "path": str(self.repo / "online.db")}
         return RepoConfig(
-            project=self.settings.project, provider="local", repo_path=self.repo,
+            project=self.settings.project,
+            provider="local",
+            repo_path=self.repo,
             registry={"registry_type": "file", "path": str(self.repo / "registry.db"), "cache_ttl_seconds": 60},
-            online_store=online, offline_store={"type": "file"}, entity_key_serialization_version=3)
+            online_store=online,
+            offline_store={"type": "file"},
+            entity_key_serialization_version=3,
+        )
 
     @property
     def store(self) -> Any:
@@ -265,8 +316,7 @@ class FeatureStoreService:
         with warehouse(self.workspace) as conn:
             for stem, sql in SOURCES.items():
                 if not table_exists(conn, f"marts.{stem}"):
-                    raise NotFoundError(f"The mart marts.{stem} does not exist yet",
-                                        hint="run 'aiw data build' first")
+                    raise NotFoundError(f"The mart marts.{stem} does not exist yet", hint="run 'aiw data build' first")
                 final = self.data_dir / f"{stem}.parquet"
                 tmp = final.with_suffix(f".{os.getpid()}.tmp")
                 conn.execute(f"COPY ({sql}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
@@ -285,20 +335,35 @@ class FeatureStoreService:
         try:
             self.store.apply(objects)
         except Exception as exc:  # Feast raises many unrelated types; say which step failed
-            raise BackendError(f"Feast apply failed: {exc}",
-                               hint="see the feature definitions in aiw.features") from exc
+            raise BackendError(
+                f"Feast apply failed: {exc}", hint="see the feature definitions in aiw.features"
+            ) from exc
         views = {o.name: [f.name for f in o.features] for o in objects if type(o).__name__ == "FeatureView"}
-        result = ApplyResult(self.settings.project,
-                             [o.name for o in objects if type(o).__name__ == "Entity"], views,
-                             [o.name for o in objects if type(o).__name__ == "FeatureService"], exported,
-                             time.perf_counter() - started)
-        self.workspace.audit.append(actor, "features.apply", f"feast:{self.settings.project}", "success",
-                                    {"feature_views": sorted(views), "exported": exported,
-                                     "online_store": self.online_kind})
+        result = ApplyResult(
+            self.settings.project,
+            [o.name for o in objects if type(o).__name__ == "Entity"],
+            views,
+            [o.name for o in objects if type(o).__name__ == "FeatureService"],
+            exported,
+            time.perf_counter() - started,
+        )
+        self.workspace.audit.append(
+            actor,
+            "features.apply",
+            f"feast:{self.settings.project}",
+            "success",
+            {"feature_views": sorted(views), "exported": exported, "online_store": self.online_kind},
+        )
         return result
 
-    def materialize(self, *, start: datetime | None = None, end: datetime | None = None,
-                    views: Sequence[str] | None = None, actor: str = "system") -> MaterializeResult:
+    def materialize(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        views: Sequence[str] | None = None,
+        actor: str = "system",
+    ) -> MaterializeResult:
         """Load the newest feature values per entity between ``start`` and ``end`` into the online store.
 
         Args:
@@ -321,9 +386,18 @@ class FeatureStoreService:
         except Exception as exc:
             raise _backend("materialize", exc) from exc
         result = MaterializeResult(start_utc, end_utc, names, self.online_kind, time.perf_counter() - started)
-        self.workspace.audit.append(actor, "features.materialize", f"feast:{self.settings.project}", "success",
-                                    {"views": names, "start": start_utc.isoformat(), "end": end_utc.isoformat(),
-                                     "online_store": self.online_kind})
+        self.workspace.audit.append(
+            actor,
+            "features.materialize",
+            f"feast:{self.settings.project}",
+            "success",
+            {
+                "views": names,
+                "start": start_utc.isoformat(),
+                "end": end_utc.isoformat(),
+                "online_store": self.online_kind,
+            },
+        )
         return result
 
     def historical(self, entity_df: pd.DataFrame, features: Sequence[str] | str = FEATURE_SERVICE) -> pd.DataFrame:
@@ -343,8 +417,10 @@ class FeatureStoreService:
         import pandas as pd
 
         if not isinstance(entity_df, pd.DataFrame) or "event_timestamp" not in entity_df.columns:
-            raise InvalidInputError("entity_df must be a pandas DataFrame with an 'event_timestamp' column "
-                                    "and the entities' join keys (claim_id, customer_id).")
+            raise InvalidInputError(
+                "entity_df must be a pandas DataFrame with an 'event_timestamp' column "
+                "and the entities' join keys (claim_id, customer_id)."
+            )
         if entity_df.empty:
             raise InvalidInputError("entity_df has no rows; give at least one entity and timestamp.")
         frame = entity_df.copy()
@@ -359,8 +435,9 @@ class FeatureStoreService:
             raise _backend("get_historical_features", exc) from exc
         return out
 
-    def online(self, entity_rows: Sequence[Mapping[str, Any]],
-               features: Sequence[str] | str = FEATURE_SERVICE) -> list[dict[str, Any]]:
+    def online(
+        self, entity_rows: Sequence[Mapping[str, Any]], features: Sequence[str] | str = FEATURE_SERVICE
+    ) -> list[dict[str, Any]]:
         """The newest materialized values of ``features`` for each entity row, in the rows' order.
 
         Args:
@@ -420,10 +497,15 @@ class FeatureStoreService:
             try:
                 service = self.store.get_feature_service(features)
             except Exception as exc:
-                raise NotFoundError(f"No feature service {features!r} in project {self.settings.project!r}",
-                                    hint="run 'aiw features apply' first") from exc
-            return [f"{proj.name_to_use()}:{feat.name}" for proj in service.feature_view_projections
-                    for feat in proj.features]
+                raise NotFoundError(
+                    f"No feature service {features!r} in project {self.settings.project!r}",
+                    hint="run 'aiw features apply' first",
+                ) from exc
+            return [
+                f"{proj.name_to_use()}:{feat.name}"
+                for proj in service.feature_view_projections
+                for feat in proj.features
+            ]
         refs = list(features)
         if not refs:
             raise InvalidInputError("Name at least one feature ('view:feature') or a feature service.")
@@ -433,16 +515,20 @@ class FeatureStoreService:
         known = set(self.feature_refs())
         unknown = [r for r in refs if r not in known]
         if unknown:
-            raise NotFoundError(f"Unknown features {unknown[:5]!r} in project {self.settings.project!r}",
-                                hint="list them with 'aiw features list'; run 'aiw features apply' first")
+            raise NotFoundError(
+                f"Unknown features {unknown[:5]!r} in project {self.settings.project!r}",
+                hint="list them with 'aiw features list'; run 'aiw features apply' first",
+            )
         return refs
 
     def _require_applied(self, views: Iterable[str]) -> None:
         known = {v.name for v in self.store.list_feature_views()}
         missing = [v for v in views if v not in known]
         if missing:
-            raise NotFoundError(f"Feature views {missing} are not registered in project {self.settings.project!r}",
-                                hint="run 'aiw features apply' first")
+            raise NotFoundError(
+                f"Feature views {missing} are not registered in project {self.settings.project!r}",
+                hint="run 'aiw features apply' first",
+            )
 
     def _newest_event(self) -> datetime:
         import pyarrow.parquet as pq
@@ -461,8 +547,9 @@ class FeatureStoreService:
         return newest
 
 
-def get_online_features(workspace: Workspace, entity_rows: Sequence[Mapping[str, Any]],
-                        features: Sequence[str] | str = FEATURE_SERVICE) -> list[dict[str, Any]]:
+def get_online_features(
+    workspace: Workspace, entity_rows: Sequence[Mapping[str, Any]], features: Sequence[str] | str = FEATURE_SERVICE
+) -> list[dict[str, Any]]:
     """Online feature lookup for the serving layer: one dict of features per entity row.
 
     Args:
@@ -482,8 +569,9 @@ def _entity_rows(entity_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
             raise InvalidInputError(f"entity_rows[{i}] must be a non-empty mapping of join keys. Got {row!r}.")
         unknown = [k for k in row if k not in ENTITY_KEYS.values()]
         if unknown:
-            raise InvalidInputError(f"entity_rows[{i}] has unknown join keys {unknown}; "
-                                    f"use {sorted(ENTITY_KEYS.values())}.")
+            raise InvalidInputError(
+                f"entity_rows[{i}] has unknown join keys {unknown}; use {sorted(ENTITY_KEYS.values())}."
+            )
         try:
             rows.append({k: int(v) for k, v in row.items()})
         except (TypeError, ValueError) as exc:
@@ -493,8 +581,10 @@ def _entity_rows(entity_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
 
 def _backend(what: str, exc: Exception) -> BackendError:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return BackendError(f"Feast {what} failed: {type(exc).__name__}: {text}",
-                        hint="check the online store (AIW_FEATURES__ONLINE_URL) and run 'aiw features apply'")
+    return BackendError(
+        f"Feast {what} failed: {type(exc).__name__}: {text}",
+        hint="check the online store (AIW_FEATURES__ONLINE_URL) and run 'aiw features apply'",
+    )
 
 
 def _sql_path(path: Path) -> str:

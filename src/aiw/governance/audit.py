@@ -108,11 +108,13 @@ def _canonical(details: dict[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
-def record_hash(seq: int, ts: str, actor: str, action: str, resource: str, outcome: str,
-                details_json: str, prev_hash: str) -> str:
+def record_hash(
+    seq: int, ts: str, actor: str, action: str, resource: str, outcome: str, details_json: str, prev_hash: str
+) -> str:
     """The SHA-256 that chains a record to ``prev_hash``."""
-    body = json.dumps([seq, ts, actor, action, resource, outcome, details_json, prev_hash],
-                      separators=(",", ":"), ensure_ascii=False)
+    body = json.dumps(
+        [seq, ts, actor, action, resource, outcome, details_json, prev_hash], separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -129,8 +131,16 @@ class AuditLog:
     def __init__(self, db: MetadataDB) -> None:
         self.db = db
 
-    def append(self, actor: str, action: str, resource: str, outcome: Outcome = "success",
-               details: dict[str, Any] | None = None, *, conn: sa.Connection | None = None) -> AuditRecord:
+    def append(
+        self,
+        actor: str,
+        action: str,
+        resource: str,
+        outcome: Outcome = "success",
+        details: dict[str, Any] | None = None,
+        *,
+        conn: sa.Connection | None = None,
+    ) -> AuditRecord:
         """Append one record and return it.
 
         Args:
@@ -155,8 +165,9 @@ class AuditLog:
         with self.db.begin() as own:
             return self._append(own, actor, action, resource, outcome, details or {})
 
-    def _append(self, conn: sa.Connection, actor: str, action: str, resource: str, outcome: str,
-                details: dict[str, Any]) -> AuditRecord:
+    def _append(
+        self, conn: sa.Connection, actor: str, action: str, resource: str, outcome: str, details: dict[str, Any]
+    ) -> AuditRecord:
         # The UPDATE takes the row lock (PostgreSQL) / write lock (SQLite) before we read the head.
         conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
         head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
@@ -164,15 +175,34 @@ class AuditLog:
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
         details_json = _canonical(details)
         digest = record_hash(seq, ts, actor, action, resource, outcome, details_json, prev)
-        conn.execute(audit_log.insert().values(
-            seq=seq, ts=ts, actor=actor, action=action, resource=resource, outcome=outcome,
-            details=details_json, prev_hash=prev, hash=digest))
+        conn.execute(
+            audit_log.insert().values(
+                seq=seq,
+                ts=ts,
+                actor=actor,
+                action=action,
+                resource=resource,
+                outcome=outcome,
+                details=details_json,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
         conn.execute(audit_head.update().where(audit_head.c.id == 1).values(hash=digest))
         return AuditRecord(seq, ts, actor, action, resource, outcome, details, prev, digest)
 
-    def records(self, *, actor: str | None = None, action: str | None = None,
-                resource: str | None = None, outcome: str | None = None, since: str | None = None,
-                until: str | None = None, limit: int = 100, newest_first: bool = True) -> list[AuditRecord]:
+    def records(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        resource: str | None = None,
+        outcome: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 100,
+        newest_first: bool = True,
+    ) -> list[AuditRecord]:
         """Records matching every given filter (``action`` and ``resource`` match by prefix).
 
         Args:
@@ -204,8 +234,9 @@ class AuditLog:
         last = -1
         with self.db.engine.connect() as conn:
             while True:
-                rows = conn.execute(sa.select(audit_log).where(audit_log.c.seq > last)
-                                    .order_by(audit_log.c.seq).limit(batch)).all()
+                rows = conn.execute(
+                    sa.select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
+                ).all()
                 if not rows:
                     return
                 yield from rows
@@ -231,8 +262,9 @@ class AuditLog:
         expected_prev, expected_seq, checked = GENESIS, 1, 0
         for row in self._walk():
             checked += 1
-            digest = record_hash(row.seq, row.ts, row.actor, row.action, row.resource, row.outcome,
-                                 row.details, row.prev_hash)
+            digest = record_hash(
+                row.seq, row.ts, row.actor, row.action, row.resource, row.outcome, row.details, row.prev_hash
+            )
             if digest != row.hash:
                 reason = f"record {row.seq} was edited or moved: its content no longer matches its hash"
                 return VerifyReport(False, checked, row.seq, reason)
@@ -242,27 +274,35 @@ class AuditLog:
                 reason = f"record {expected_seq} is {what}: sequence jumps to {row.seq}"
                 return VerifyReport(False, checked, bad, reason)
             if row.prev_hash != expected_prev:
-                reason = (f"record {row.seq} does not chain to record {row.seq - 1}: "
-                          "inserted, reordered or its predecessor was replaced")
+                reason = (
+                    f"record {row.seq} does not chain to record {row.seq - 1}: "
+                    "inserted, reordered or its predecessor was replaced"
+                )
                 return VerifyReport(False, checked, row.seq, reason)
             anchor = pinned.get(row.seq)
             if anchor is not None and anchor.hash != row.hash:
-                reason = (f"record {row.seq} differs from the anchor taken at {anchor.taken_at or 'an unknown time'}: "
-                          "the chain up to it was rewritten since")
+                reason = (
+                    f"record {row.seq} differs from the anchor taken at {anchor.taken_at or 'an unknown time'}: "
+                    "the chain up to it was rewritten since"
+                )
                 return VerifyReport(False, checked, row.seq, reason)
             expected_prev, expected_seq = row.hash, expected_seq + 1
         with self.db.engine.connect() as conn:
             head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
         last = expected_seq - 1
         if int(head.seq) != last or head.hash != expected_prev:
-            reason = (f"the log ends at record {last} but its head says {head.seq}: "
-                      "records were removed from the end, appended around the log, or the head was altered")
+            reason = (
+                f"the log ends at record {last} but its head says {head.seq}: "
+                "records were removed from the end, appended around the log, or the head was altered"
+            )
             return VerifyReport(False, checked, min(int(head.seq), last + 1), reason)
         beyond = [a for a in anchors if a.seq > last]
         if beyond:
             first = min(beyond, key=lambda a: a.seq)
-            reason = (f"an anchor names record {first.seq} but the log ends at record {last}: "
-                      "records were removed since the anchor was taken")
+            reason = (
+                f"an anchor names record {first.seq} but the log ends at record {last}: "
+                "records were removed since the anchor was taken"
+            )
             return VerifyReport(False, checked, last + 1, reason)
         return VerifyReport(True, checked)
 
@@ -272,12 +312,22 @@ def _iso(value: str, name: str) -> str:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise InvalidInputError(
-            f"The '{name}' filter must be an ISO-8601 time such as 2026-01-31T00:00:00. Got {value!r}.") from exc
+            f"The '{name}' filter must be an ISO-8601 time such as 2026-01-31T00:00:00. Got {value!r}."
+        ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _to_record(row: Any) -> AuditRecord:
-    return AuditRecord(int(row.seq), row.ts, row.actor, row.action, row.resource, row.outcome,
-                       json.loads(row.details), row.prev_hash, row.hash)
+    return AuditRecord(
+        int(row.seq),
+        row.ts,
+        row.actor,
+        row.action,
+        row.resource,
+        row.outcome,
+        json.loads(row.details),
+        row.prev_hash,
+        row.hash,
+    )

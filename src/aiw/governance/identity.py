@@ -25,11 +25,32 @@ __all__ = ["PERMISSIONS", "ROLES", "ApiKey", "KeyStore", "Principal", "permissio
 
 ROLES: Final = ("viewer", "analyst", "data_scientist", "approver", "admin")
 
-_VIEW = frozenset({"status:read", "metrics:read", "audit:read", "models:read", "deployments:read",
-                   "data:read", "features:read", "rag:query", "pipelines:read", "monitor:read"})
+_VIEW = frozenset(
+    {
+        "status:read",
+        "metrics:read",
+        "audit:read",
+        "models:read",
+        "deployments:read",
+        "data:read",
+        "features:read",
+        "rag:query",
+        "pipelines:read",
+        "monitor:read",
+    }
+)
 _ANALYZE = _VIEW | {"sql:query", "insights:run"}
-_SCIENCE = _ANALYZE | {"models:write", "models:predict", "models:request", "deployments:write",
-                       "features:write", "rag:write", "data:write", "pipelines:run", "monitor:write"}
+_SCIENCE = _ANALYZE | {
+    "models:write",
+    "models:predict",
+    "models:request",
+    "deployments:write",
+    "features:write",
+    "rag:write",
+    "data:write",
+    "pipelines:run",
+    "monitor:write",
+}
 _APPROVE = _VIEW | {"models:approve", "models:predict"}
 
 PERMISSIONS: Final[dict[str, frozenset[str]]] = {
@@ -67,7 +88,8 @@ class Principal:
         if not self.can(permission):
             raise PolicyViolation(
                 f"{self.name} (role {self.role}) lacks the permission {permission!r}",
-                hint=f"use a key whose role has it: {', '.join(r for r in ROLES if permission in PERMISSIONS[r])}")
+                hint=f"use a key whose role has it: {', '.join(r for r in ROLES if permission in PERMISSIONS[r])}",
+            )
 
 
 @dataclass(frozen=True)
@@ -114,8 +136,11 @@ class KeyStore:
         secret = f"aiw_{key_id}_{secrets.token_urlsafe(24)}"
         now = datetime.now(UTC)
         with self.db.begin() as conn:
-            conn.execute(api_keys.insert().values(id=key_id, name=name, role=role, key_hash=_digest(secret),
-                                                  created_at=now, created_by=actor))
+            conn.execute(
+                api_keys.insert().values(
+                    id=key_id, name=name, role=role, key_hash=_digest(secret), created_at=now, created_by=actor
+                )
+            )
             self.audit.append(actor, "keys.create", f"key:{key_id}", details={"name": name, "role": role}, conn=conn)
         return ApiKey(key_id, name, role, now, actor, None, None), secret
 
@@ -150,8 +175,9 @@ class KeyStore:
             raise AuthError("No API key given", hint="send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
         parts = key.split("_")
         if len(parts) < 3 or parts[0] != "aiw":
-            raise AuthError("Malformed API key",
-                            hint="keys look like aiw_<id>_<secret>; create one with 'aiw keys create'")
+            raise AuthError(
+                "Malformed API key", hint="keys look like aiw_<id>_<secret>; create one with 'aiw keys create'"
+            )
         with self.db.engine.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.id == parts[1])).first()
         if row is None or not hmac.compare_digest(row.key_hash, _digest(key)):
@@ -163,12 +189,10 @@ class KeyStore:
 
 def _to_key(row: sa.Row) -> ApiKey:
     created = _utc(row.created_at) or datetime.now(UTC)
-    return ApiKey(row.id, row.name, row.role, created, row.created_by, _utc(row.revoked_at),
-                   _utc(row.last_used_at))
+    return ApiKey(row.id, row.name, row.role, created, row.created_by, _utc(row.revoked_at), _utc(row.last_used_at))
 
 
 def _utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:  # SQLite hands back naive datetimes
         return value.replace(tzinfo=UTC)
     return value
-

@@ -133,8 +133,13 @@ def data_fingerprint(frame: pd.DataFrame, table: str, *, source: str = "") -> Da
     if len(frame):
         hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
         digest.update(hashed.tobytes())
-    return DataFingerprint(table=table, rows=len(frame), sha256=digest.hexdigest(),
-                           columns=tuple(str(c) for c in frame.columns), source=source)
+    return DataFingerprint(
+        table=table,
+        rows=len(frame),
+        sha256=digest.hexdigest(),
+        columns=tuple(str(c) for c in frame.columns),
+        source=source,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -145,12 +150,18 @@ def code_version() -> dict[str, str]:
     out = {"package": "enterprise-ai-workflows", "version": __version__, "git_commit": "", "git_dirty": ""}
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=5, check=False)
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
         if commit.returncode == 0:
             out["git_commit"] = commit.stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=10, check=False)
+            dirty = subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
             out["git_dirty"] = "true" if dirty.stdout.strip() else "false"
     except (OSError, subprocess.SubprocessError):  # no git on this machine: the version alone
         pass
@@ -191,13 +202,15 @@ def trusted_types_of(model: Any) -> list[str]:
     except Exception as exc:  # skops refuses lambdas, local classes ...: say so plainly
         raise InvalidInputError(
             f"The model cannot be saved safely with skops: {exc}",
-            hint="use estimators and functions defined at module top level") from exc
+            hint="use estimators and functions defined at module top level",
+        ) from exc
     foreign = [t for t in needed if not t.startswith(SAFE_TYPE_PREFIXES)]
     if foreign:
         raise InvalidInputError(
             f"The model holds types outside scikit-learn/NumPy/SciPy that loading would have to trust: "
             f"{', '.join(foreign)}",
-            hint="pass trusted_types=[...] naming them if you vouch for that code")
+            hint="pass trusted_types=[...] naming them if you vouch for that code",
+        )
     return needed
 
 
@@ -239,8 +252,10 @@ class Tracker:
             self._experiment_id = str(client.create_experiment(self.experiment, artifact_location=location))
             return self._experiment_id
         except Exception as exc:
-            raise BackendError(f"The MLflow tracking store {uri} failed: {exc}",
-                               hint="check AIW_TRACKING__URL or the workspace's mlflow.db") from exc
+            raise BackendError(
+                f"The MLflow tracking store {uri} failed: {exc}",
+                hint="check AIW_TRACKING__URL or the workspace's mlflow.db",
+            ) from exc
 
     def client(self) -> Any:
         """An ``MlflowClient`` on this workspace (tracking and registry)."""
@@ -344,40 +359,54 @@ class Tracker:
                     verify_path = Path(tmp, VERIFICATION_FILE)
                     verify_path.write_text(json.dumps(verify_doc, default=_plain))
                     # Tags go with the run's creation: no separate write for them.
-                    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or name,
-                                          tags=run_tags) as run:
+                    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or name, tags=run_tags) as run:
                         run_id = run.info.run_id
                         client = MlflowClient(self.workspace.tracking_uri)
                         all_params = [Param(k, _param(v)) for k, v in (params or {}).items()]
                         for i in range(0, len(all_params), 100):  # before the model: it copies the run's params
-                            client.log_batch(run_id, params=all_params[i:i + 100])
+                            client.log_batch(run_id, params=all_params[i : i + 100])
                         info = mlflow.sklearn.log_model(
-                            model, name=_ARTIFACT, signature=signature, input_example=sample.head(5),
+                            model,
+                            name=_ARTIFACT,
+                            signature=signature,
+                            input_example=sample.head(5),
                             pip_requirements=list(pip_requirements or default_pip_requirements()),
-                            skops_trusted_types=types, serialization_format="skops",
+                            skops_trusted_types=types,
+                            serialization_format="skops",
                             extra_files=[str(eval_path), str(verify_path)],
                             metadata={"aiw_model_name": name, "aiw_data_sha256": fp.sha256},
                         )
                         # Metrics after the model, each linked to it: logged before, MLflow would read
                         # them back one metric history at a time to copy them onto the model.
                         now_ms = int(time.time() * 1000)
-                        all_metrics = [Metric(k, float(v), now_ms, 0, model_id=info.model_id)
-                                       for k, v in (metrics or {}).items()]
+                        all_metrics = [
+                            Metric(k, float(v), now_ms, 0, model_id=info.model_id) for k, v in (metrics or {}).items()
+                        ]
                         for i in range(0, len(all_metrics), 1000):
-                            client.log_batch(run_id, metrics=all_metrics[i:i + 1000])
+                            client.log_batch(run_id, metrics=all_metrics[i : i + 1000])
             except InvalidInputError:
                 raise
             except Exception as exc:
                 self._experiment_id = None  # look the experiment up again next time
-                raise BackendError(f"Logging the model {name!r} to MLflow failed: {exc}",
-                                   hint="check the tracking store and, for skops errors, trusted_types") from exc
+                raise BackendError(
+                    f"Logging the model {name!r} to MLflow failed: {exc}",
+                    hint="check the tracking store and, for skops errors, trusted_types",
+                ) from exc
         # MLflow 3 reports the logged model's artifact location as ModelInfo.artifact_path.
-        artifact_uri = info.artifact_path or MlflowClient(self.workspace.tracking_uri).get_logged_model(
-            info.model_id).artifact_location
-        return LoggedModel(run_id=run_id, model_uri=info.model_uri, model_id=info.model_id,
-                           artifact_uri=artifact_uri, metrics={k: float(v) for k, v in (metrics or {}).items()},
-                           trusted_types=tuple(types), seconds=time.perf_counter() - started,
-                           lineage={k: v for k, v in run_tags.items() if k.startswith("aiw.")})
+        artifact_uri = (
+            info.artifact_path
+            or MlflowClient(self.workspace.tracking_uri).get_logged_model(info.model_id).artifact_location
+        )
+        return LoggedModel(
+            run_id=run_id,
+            model_uri=info.model_uri,
+            model_id=info.model_id,
+            artifact_uri=artifact_uri,
+            metrics={k: float(v) for k, v in (metrics or {}).items()},
+            trusted_types=tuple(types),
+            seconds=time.perf_counter() - started,
+            lineage={k: v for k, v in run_tags.items() if k.startswith("aiw.")},
+        )
 
 
 def log_model(workspace: Workspace, model: Any, name: str, X_sample: pd.DataFrame, **kwargs: Any) -> LoggedModel:
@@ -398,8 +427,10 @@ def _predict(model: Any, sample: pd.DataFrame) -> tuple[Any, Any]:
             return np.asarray(model.classes_)[np.argmax(proba, axis=1)], proba  # predict() by definition
         return np.asarray(model.predict(sample)), proba
     except Exception as exc:
-        raise InvalidInputError(f"The model cannot predict on X_sample: {exc}",
-                                hint="pass rows with the columns and types the model was fitted on") from exc
+        raise InvalidInputError(
+            f"The model cannot predict on X_sample: {exc}",
+            hint="pass rows with the columns and types the model was fitted on",
+        ) from exc
 
 
 def _infer_signature(sample: pd.DataFrame, predictions: Any) -> Any:
@@ -447,10 +478,12 @@ def _distinct_rows(frame: pd.DataFrame) -> pd.DataFrame:
             positions = np.array([0, *missing[:1]])
         picked[name] = positions
     length = max(len(p) for p in picked.values())
-    return pd.DataFrame({
-        name: frame[name].take(np.concatenate([p, np.full(length - len(p), p[0])])).reset_index(drop=True)
-        for name, p in picked.items()
-    })
+    return pd.DataFrame(
+        {
+            name: frame[name].take(np.concatenate([p, np.full(length - len(p), p[0])])).reset_index(drop=True)
+            for name, p in picked.items()
+        }
+    )
 
 
 def _check_name(name: str) -> None:
@@ -459,7 +492,8 @@ def _check_name(name: str) -> None:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
         raise InvalidInputError(
             f"A model name must be 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit. "
-            f"Got {name!r}.")
+            f"Got {name!r}."
+        )
 
 
 def _param(value: Any) -> str:

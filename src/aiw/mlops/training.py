@@ -66,9 +66,20 @@ ORDER BY c.claim_id
 """The claim features, one row per claim; the ``claim_features`` mart mirrors it."""
 
 CATEGORICAL_FEATURES = ("line_of_business", "claim_type", "region", "channel", "segment")
-NUMERIC_FEATURES = ("amount", "days_to_report", "prior_claims", "annual_premium", "deductible",
-                    "coverage_limit", "amount_to_premium", "amount_to_coverage", "policy_age_days",
-                    "credit_score", "customer_age", "customer_tenure_days")
+NUMERIC_FEATURES = (
+    "amount",
+    "days_to_report",
+    "prior_claims",
+    "annual_premium",
+    "deductible",
+    "coverage_limit",
+    "amount_to_premium",
+    "amount_to_coverage",
+    "policy_age_days",
+    "credit_score",
+    "customer_age",
+    "customer_tenure_days",
+)
 LABEL = "is_fraud"
 SENSITIVE_ATTRIBUTE = "gender"
 
@@ -114,9 +125,13 @@ def _feature_table(conn: duckdb.DuckDBPyConnection) -> str | None:
     ).fetchall()
     needed = {*CATEGORICAL_FEATURES, *NUMERIC_FEATURES, LABEL, SENSITIVE_ATTRIBUTE, "claim_id"}
     for schema, table in rows:
-        cols = {r[0].lower() for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-            [schema, table]).fetchall()}
+        cols = {
+            r[0].lower()
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                [schema, table],
+            ).fetchall()
+        }
         if needed <= cols:
             return f'"{schema}"."{table}"'
     return None
@@ -139,16 +154,22 @@ def load_claim_features(workspace: Workspace, *, limit: int | None = None) -> tu
         mart = _feature_table(conn)
         suffix = f" LIMIT {int(limit)}" if limit else ""
         if mart is not None:
-            cols = ", ".join(["claim_id", "incident_date", *CATEGORICAL_FEATURES, *NUMERIC_FEATURES,
-                              SENSITIVE_ATTRIBUTE, LABEL])
+            cols = ", ".join(
+                ["claim_id", "incident_date", *CATEGORICAL_FEATURES, *NUMERIC_FEATURES, SENSITIVE_ATTRIBUTE, LABEL]
+            )
             frame = conn.execute(f"SELECT {cols} FROM {mart} ORDER BY claim_id{suffix}").df()
             return _coerce(frame), mart, "mart"
-        tables = {r[0].lower() for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        tables = {
+            r[0].lower()
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        }
         missing = {"claims", "policies", "customers"} - tables
         if missing:
-            raise NotFoundError(f"The warehouse has no {', '.join(sorted(missing))} table",
-                                hint="run 'aiw data generate' first")
+            raise NotFoundError(
+                f"The warehouse has no {', '.join(sorted(missing))} table", hint="run 'aiw data generate' first"
+            )
         frame = conn.execute(CLAIM_FEATURES_SQL + suffix).df()
         return _coerce(frame), "claims+policies+customers", "query"
     finally:
@@ -165,8 +186,15 @@ def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def build_fraud_pipeline(*, max_iter: int = 200, learning_rate: float = 0.04, max_depth: int = 3,
-                         min_samples_leaf: int = 40, l2_regularization: float = 1.0, seed: int = 0) -> Any:
+def build_fraud_pipeline(
+    *,
+    max_iter: int = 200,
+    learning_rate: float = 0.04,
+    max_depth: int = 3,
+    min_samples_leaf: int = 40,
+    l2_regularization: float = 1.0,
+    seed: int = 0,
+) -> Any:
     """The fraud pipeline: one-hot categoricals and raw numerics into a gradient-boosted classifier.
 
     Shallow, regularised trees: frauds are a few percent of claims, so a few thousand claims hold
@@ -178,13 +206,21 @@ def build_fraud_pipeline(*, max_iter: int = 200, learning_rate: float = 0.04, ma
     from sklearn.preprocessing import OneHotEncoder
 
     pre = ColumnTransformer(
-        [("num", "passthrough", list(NUMERIC_FEATURES)),
-         ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(CATEGORICAL_FEATURES))],
+        [
+            ("num", "passthrough", list(NUMERIC_FEATURES)),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(CATEGORICAL_FEATURES)),
+        ],
         remainder="drop",
     )
-    clf = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=learning_rate, max_depth=max_depth,
-                                         min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization,
-                                         early_stopping=False, random_state=seed)
+    clf = HistGradientBoostingClassifier(
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        l2_regularization=l2_regularization,
+        early_stopping=False,
+        random_state=seed,
+    )
     return Pipeline([("features", pre), ("classifier", clf)])
 
 
@@ -209,8 +245,9 @@ def _binary_metrics(y: Any, pred: Any, score: Any) -> dict[str, float]:
     return out
 
 
-def evaluate_classifier(model: Any, X: pd.DataFrame, y: Any, groups: Any | None = None,
-                        *, attribute: str = SENSITIVE_ATTRIBUTE) -> tuple[dict[str, float], dict[str, Any]]:
+def evaluate_classifier(
+    model: Any, X: pd.DataFrame, y: Any, groups: Any | None = None, *, attribute: str = SENSITIVE_ATTRIBUTE
+) -> tuple[dict[str, float], dict[str, Any]]:
     """Overall metrics and per-group metrics (with the largest gaps) of a binary classifier.
 
     Args:
@@ -245,8 +282,15 @@ def evaluate_classifier(model: Any, X: pd.DataFrame, y: Any, groups: Any | None 
     return metrics, fairness
 
 
-def train_claims_fraud(workspace: Workspace, *, name: str = "claims-fraud", seed: int = 0,
-                       test_size: float = 0.25, max_iter: int = 200, limit: int | None = None) -> TrainResult:
+def train_claims_fraud(
+    workspace: Workspace,
+    *,
+    name: str = "claims-fraud",
+    seed: int = 0,
+    test_size: float = 0.25,
+    max_iter: int = 200,
+    limit: int | None = None,
+) -> TrainResult:
     """Train the claim-fraud model over the warehouse and log it, with its evaluation, to MLflow.
 
     Args:
@@ -277,7 +321,8 @@ def train_claims_fraud(workspace: Workspace, *, name: str = "claims-fraud", seed
     if len(frame) < 100 or positives < 10 or positives > len(frame) - 10:
         raise InvalidInputError(
             f"Too few claims to train on: {len(frame)} rows with {positives} frauds",
-            hint="generate more sample data: 'aiw data generate --rows 3000'")
+            hint="generate more sample data: 'aiw data generate --rows 3000'",
+        )
     fingerprint = data_fingerprint(frame, table, source=source)
     features = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
     train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[LABEL])
@@ -286,8 +331,9 @@ def train_claims_fraud(workspace: Workspace, *, name: str = "claims-fraud", seed
     # (a 3,000-row fit: 0.7 s on one thread, 7 s on two busy cores); big data gets every core.
     with threadpool_limits(limits=1 if len(train) < 200_000 else None, user_api="openmp"):
         pipeline.fit(train[features], train[LABEL].to_numpy())
-        metrics, fairness = evaluate_classifier(pipeline, test[features], test[LABEL].to_numpy(),
-                                                test[SENSITIVE_ATTRIBUTE].to_numpy())
+        metrics, fairness = evaluate_classifier(
+            pipeline, test[features], test[LABEL].to_numpy(), test[SENSITIVE_ATTRIBUTE].to_numpy()
+        )
     logged_metrics = {k: v for k, v in metrics.items() if not np.isnan(v)}
     for value, group in fairness["groups"].items():
         for metric in ("auc", "accuracy", "f1", "selection_rate", "recall", "fpr"):
@@ -296,10 +342,16 @@ def train_claims_fraud(workspace: Workspace, *, name: str = "claims-fraud", seed
     for metric, gap in fairness["gaps"].items():
         logged_metrics[f"gap_{SENSITIVE_ATTRIBUTE}_{metric}"] = gap
     booster = pipeline.named_steps["classifier"].get_params()
-    params = {"estimator": "HistGradientBoostingClassifier", "seed": seed, "test_size": test_size,
-              "train_rows": len(train), "test_rows": len(test), "features": ",".join(features), "label": LABEL,
-              **{k: booster[k] for k in ("max_iter", "learning_rate", "max_depth", "min_samples_leaf",
-                                         "l2_regularization")}}
+    params = {
+        "estimator": "HistGradientBoostingClassifier",
+        "seed": seed,
+        "test_size": test_size,
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "features": ",".join(features),
+        "label": LABEL,
+        **{k: booster[k] for k in ("max_iter", "learning_rate", "max_depth", "min_samples_leaf", "l2_regularization")},
+    }
     evaluation = {
         "task": "binary classification",
         "label": LABEL,
@@ -311,9 +363,17 @@ def train_claims_fraud(workspace: Workspace, *, name: str = "claims-fraud", seed
         "split": {"train_rows": len(train), "test_rows": len(test), "seed": seed, "stratified_on": LABEL},
     }
     logged = Tracker(workspace).log_model(
-        pipeline, name, test[features].reset_index(drop=True), y_sample=test[LABEL].tolist(),
-        params=params, metrics=logged_metrics, evaluation=evaluation, fingerprint=fingerprint,
-        trusted_types=list(FRAUD_TRUSTED_TYPES), run_name=f"train-{name}",
+        pipeline,
+        name,
+        test[features].reset_index(drop=True),
+        y_sample=test[LABEL].tolist(),
+        params=params,
+        metrics=logged_metrics,
+        evaluation=evaluation,
+        fingerprint=fingerprint,
+        trusted_types=list(FRAUD_TRUSTED_TYPES),
+        run_name=f"train-{name}",
     )
-    return TrainResult(logged=logged, metrics=metrics, groups=fairness, fingerprint=fingerprint,
-                       seconds=time.perf_counter() - started)
+    return TrainResult(
+        logged=logged, metrics=metrics, groups=fairness, fingerprint=fingerprint, seconds=time.perf_counter() - started
+    )

@@ -16,11 +16,17 @@ if TYPE_CHECKING:
     from aiw.pipelines.runner import PipelineRun, PipelineRunner, StepRun
 
 _LAZY = {
-    "Pipeline": "aiw.pipelines.dag", "SkipStep": "aiw.pipelines.dag", "Step": "aiw.pipelines.dag",
-    "StepContext": "aiw.pipelines.dag", "PIPELINES": "aiw.pipelines.definitions",
-    "get_pipeline": "aiw.pipelines.definitions", "EmbeddingRefresher": "aiw.pipelines.embedding_refresh",
-    "RefreshReport": "aiw.pipelines.embedding_refresh", "PipelineRun": "aiw.pipelines.runner",
-    "PipelineRunner": "aiw.pipelines.runner", "StepRun": "aiw.pipelines.runner",
+    "Pipeline": "aiw.pipelines.dag",
+    "SkipStep": "aiw.pipelines.dag",
+    "Step": "aiw.pipelines.dag",
+    "StepContext": "aiw.pipelines.dag",
+    "PIPELINES": "aiw.pipelines.definitions",
+    "get_pipeline": "aiw.pipelines.definitions",
+    "EmbeddingRefresher": "aiw.pipelines.embedding_refresh",
+    "RefreshReport": "aiw.pipelines.embedding_refresh",
+    "PipelineRun": "aiw.pipelines.runner",
+    "PipelineRunner": "aiw.pipelines.runner",
+    "StepRun": "aiw.pipelines.runner",
 }
 __all__ = [
     "PIPELINES",

@@ -78,8 +78,9 @@ class Step:
         if self.timeout_s is not None and not (isinstance(self.timeout_s, int | float) and self.timeout_s > 0):
             raise InvalidInputError(f"The 'timeout_s' of step {self.name!r} must be > 0. Got {self.timeout_s!r}.")
         if self.trigger not in ("all_success", "all_done"):
-            raise InvalidInputError(f"The 'trigger' of step {self.name!r} must be all_success or all_done. "
-                                    f"Got {self.trigger!r}.")
+            raise InvalidInputError(
+                f"The 'trigger' of step {self.name!r} must be all_success or all_done. Got {self.trigger!r}."
+            )
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
 
 

@@ -126,8 +126,17 @@ class _Stats:
     vec_sum: np.ndarray
 
 
-def corpus_drift(mean_norm: float, centroid: np.ndarray, ref_norm: float, ref_centroid: np.ndarray, *,
-                 norm_warn: float, norm_critical: float, cosine_warn: float, cosine_critical: float) -> DriftCheck:
+def corpus_drift(
+    mean_norm: float,
+    centroid: np.ndarray,
+    ref_norm: float,
+    ref_centroid: np.ndarray,
+    *,
+    norm_warn: float,
+    norm_critical: float,
+    cosine_warn: float,
+    cosine_critical: float,
+) -> DriftCheck:
     """Judge a candidate corpus (mean norm, centroid) against a reference one.
 
     Raises:
@@ -139,8 +148,14 @@ def corpus_drift(mean_norm: float, centroid: np.ndarray, ref_norm: float, ref_ce
         raise InvalidInputError(f"The cosine thresholds need warn >= critical. Got {cosine_warn} < {cosine_critical}.")
     a, b = np.asarray(centroid, dtype=np.float64), np.asarray(ref_centroid, dtype=np.float64)
     if a.shape != b.shape:
-        return DriftCheck("critical", float("inf"), -1.0, mean_norm, ref_norm,
-                          (f"embedding dimension changed: {b.shape[-1]} -> {a.shape[-1]}",))
+        return DriftCheck(
+            "critical",
+            float("inf"),
+            -1.0,
+            mean_norm,
+            ref_norm,
+            (f"embedding dimension changed: {b.shape[-1]} -> {a.shape[-1]}",),
+        )
     shift = abs(mean_norm - ref_norm) / ref_norm if ref_norm > 0 else float("inf")
     denom = float(np.linalg.norm(a) * np.linalg.norm(b))
     cosine = float(a @ b / denom) if denom > 0 else -1.0
@@ -165,7 +180,8 @@ class _Memo:
         self.dimension = inner.dimension
         self.model_id = inner.model_id
         self.max_seq_length = getattr(inner, "max_seq_length", None) or getattr(
-            getattr(inner, "inner", None), "max_seq_length", None)
+            getattr(inner, "inner", None), "max_seq_length", None
+        )
         self._seen: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -190,8 +206,15 @@ class EmbeddingRefresher:
         collection: The collection; default ``settings.rag.collection``.
     """
 
-    def __init__(self, workspace: Workspace, settings: Settings, *, index: VectorIndex | None = None,
-                 embedder: Embedder | None = None, collection: str | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        settings: Settings,
+        *,
+        index: VectorIndex | None = None,
+        embedder: Embedder | None = None,
+        collection: str | None = None,
+    ) -> None:
         from aiw.rag.index import validate_collection
 
         self.workspace = workspace
@@ -250,8 +273,9 @@ class EmbeddingRefresher:
         previous, model_changed = self._load_stats(embedder.model_id)
         docs_root = self.workspace.documents_dir.resolve()
         current_ids = {d.id for d, _ in docs}
-        gone = sorted(doc_id for doc_id, known in stored.items()
-                      if doc_id not in current_ids and _under(known.source, docs_root))
+        gone = sorted(
+            doc_id for doc_id, known in stored.items() if doc_id not in current_ids and _under(known.source, docs_root)
+        )
 
         stats: dict[str, _Stats] = {}
         todo: list[Document] = []
@@ -266,8 +290,13 @@ class EmbeddingRefresher:
             chunks = chunker.split(doc, max_tokens=_window(embedder, chunker, doc))
             vectors = embedder.embed([c.search_text for c in chunks]).astype(np.float64)
             norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.zeros(0)
-            stats[doc.id] = _Stats(doc.content_hash, mart_hash, len(chunks), float(norms.sum()),
-                                   vectors.sum(axis=0) if len(vectors) else np.zeros(embedder.dimension))
+            stats[doc.id] = _Stats(
+                doc.content_hash,
+                mart_hash,
+                len(chunks),
+                float(norms.sum()),
+                vectors.sum(axis=0) if len(vectors) else np.zeros(embedder.dimension),
+            )
             if not in_index:
                 todo.append(doc)
 
@@ -281,16 +310,24 @@ class EmbeddingRefresher:
 
         n = sum(s.chunks for s in stats.values())
         if n == 0:
-            raise NotFoundError("marts.document_index lists no document that could be loaded",
-                                hint="run 'aiw data generate' and 'aiw data build'")
+            raise NotFoundError(
+                "marts.document_index lists no document that could be loaded",
+                hint="run 'aiw data generate' and 'aiw data build'",
+            )
         mean_norm = sum(s.norm_sum for s in stats.values()) / n
         centroid = np.sum([s.vec_sum for s in stats.values()], axis=0) / n
         if reference is not None:
             p = self.settings.pipelines
-            report.drift = corpus_drift(mean_norm, centroid, reference["mean_norm"], reference["centroid"],
-                                        norm_warn=p.embedding_norm_warn, norm_critical=p.embedding_norm_critical,
-                                        cosine_warn=p.embedding_cosine_warn,
-                                        cosine_critical=p.embedding_cosine_critical)
+            report.drift = corpus_drift(
+                mean_norm,
+                centroid,
+                reference["mean_norm"],
+                reference["centroid"],
+                norm_warn=p.embedding_norm_warn,
+                norm_critical=p.embedding_norm_critical,
+                cosine_warn=p.embedding_cosine_warn,
+                cosine_critical=p.embedding_cosine_critical,
+            )
         level = report.drift.level if report.drift else "ok"
         plan = {"add_or_update": [d.id for d in todo], "remove": gone}
 
@@ -306,8 +343,15 @@ class EmbeddingRefresher:
             # The index skips versions it holds complete, whatever model made them: drop them first.
             # Not atomic: a crash here leaves these documents out until the next refresh.
             report.chunks_deleted += self.index.delete_documents(self.collection, sorted(existed))
-        result = ingest_documents(todo, collection=self.collection, index=self.index, embedder=embedder,
-                                  chunker=chunker, batch_size=self.settings.embeddings.batch_size, remove=gone)
+        result = ingest_documents(
+            todo,
+            collection=self.collection,
+            index=self.index,
+            embedder=embedder,
+            chunker=chunker,
+            batch_size=self.settings.embeddings.batch_size,
+            remove=gone,
+        )
         report.added = sorted(d.id for d in todo if d.id not in existed)
         report.updated = sorted(existed)
         report.removed = gone
@@ -325,18 +369,28 @@ class EmbeddingRefresher:
     def snapshots(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest snapshots of the collection, newest first (without centroids)."""
         with self.workspace.db.begin() as db:
-            rows = db.execute(sa.select(embedding_snapshots).where(embedding_snapshots.c.collection == self.collection)
-                              .order_by(embedding_snapshots.c.id.desc()).limit(limit)).mappings().all()
+            rows = (
+                db.execute(
+                    sa.select(embedding_snapshots)
+                    .where(embedding_snapshots.c.collection == self.collection)
+                    .order_by(embedding_snapshots.c.id.desc())
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
         return [{k: (json.loads(v) if k == "metrics" else v) for k, v in r.items() if k != "centroid"} for r in rows]
 
     # -- internals -------------------------------------------------------------------------
     def _document_index(self) -> list[tuple[str, str, str, str]]:
         with warehouse(self.workspace) as conn:
             if not table_exists(conn, "marts.document_index"):
-                raise NotFoundError("The mart marts.document_index does not exist yet",
-                                    hint="run 'aiw data build' first")
-            rows = conn.execute("SELECT doc_id, path, content_hash, coalesce(access_tags, '') "
-                                "FROM marts.document_index ORDER BY doc_id").fetchall()
+                raise NotFoundError(
+                    "The mart marts.document_index does not exist yet", hint="run 'aiw data build' first"
+                )
+            rows = conn.execute(
+                "SELECT doc_id, path, content_hash, coalesce(access_tags, '') FROM marts.document_index ORDER BY doc_id"
+            ).fetchall()
         return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     def _load(self, rows: list[tuple[str, str, str, str]]) -> tuple[list[tuple[Document, str]], list[dict[str, str]]]:
@@ -354,12 +408,16 @@ class EmbeddingRefresher:
                 failed.append({"doc_id": doc_id, "path": rel, "reason": f"cannot read the file: {exc}"})
                 continue
             if hashlib.sha256(raw).hexdigest() != mart_hash:
-                failed.append({"doc_id": doc_id, "path": rel,
-                               "reason": "the file differs from document_index; run 'aiw data build'"})
+                failed.append(
+                    {
+                        "doc_id": doc_id,
+                        "path": rel,
+                        "reason": "the file differs from document_index; run 'aiw data build'",
+                    }
+                )
                 continue
             try:
-                docs.append((load_document(path, default_access_tags=self.settings.rag.default_access_tags),
-                             mart_hash))
+                docs.append((load_document(path, default_access_tags=self.settings.rag.default_access_tags), mart_hash))
             except InvalidInputError as exc:
                 failed.append({"doc_id": doc_id, "path": rel, "reason": exc.message})
         return docs, failed
@@ -376,20 +434,29 @@ class EmbeddingRefresher:
             return {}, True
         out = {}
         for row in table.to_pylist():
-            out[row["doc_id"]] = _Stats(row["content_hash"], row["mart_hash"], int(row["chunks"]),
-                                        float(row["norm_sum"]), np.asarray(row["vec_sum"], dtype=np.float64))
+            out[row["doc_id"]] = _Stats(
+                row["content_hash"],
+                row["mart_hash"],
+                int(row["chunks"]),
+                float(row["norm_sum"]),
+                np.asarray(row["vec_sum"], dtype=np.float64),
+            )
         return out, False
 
     def _save_stats(self, stats: dict[str, _Stats], model_id: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table({
-            "doc_id": list(stats), "content_hash": [s.content_hash for s in stats.values()],
-            "mart_hash": [s.mart_hash for s in stats.values()], "chunks": [s.chunks for s in stats.values()],
-            "norm_sum": [s.norm_sum for s in stats.values()],
-            "vec_sum": [s.vec_sum.tolist() for s in stats.values()],
-        }).replace_schema_metadata({"model_id": model_id})
+        table = pa.table(
+            {
+                "doc_id": list(stats),
+                "content_hash": [s.content_hash for s in stats.values()],
+                "mart_hash": [s.mart_hash for s in stats.values()],
+                "chunks": [s.chunks for s in stats.values()],
+                "norm_sum": [s.norm_sum for s in stats.values()],
+                "vec_sum": [s.vec_sum.tolist() for s in stats.values()],
+            }
+        ).replace_schema_metadata({"model_id": model_id})
         self.stats_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.stats_path.with_suffix(f".{os.getpid()}.tmp")
         pq.write_table(table, tmp)
@@ -397,33 +464,77 @@ class EmbeddingRefresher:
 
     def _accepted_snapshot(self) -> dict[str, Any] | None:
         with self.workspace.db.begin() as db:
-            row = db.execute(sa.select(embedding_snapshots)
-                             .where(embedding_snapshots.c.collection == self.collection,
-                                    embedding_snapshots.c.status.in_(["accepted", "warned"]))
-                             .order_by(embedding_snapshots.c.id.desc()).limit(1)).mappings().first()
+            row = (
+                db.execute(
+                    sa.select(embedding_snapshots)
+                    .where(
+                        embedding_snapshots.c.collection == self.collection,
+                        embedding_snapshots.c.status.in_(["accepted", "warned"]),
+                    )
+                    .order_by(embedding_snapshots.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
         if row is None:
             return None
-        return {"mean_norm": float(row["mean_norm"]), "centroid": np.asarray(json.loads(str(row["centroid"]))),
-                "id": int(row["id"])}
+        return {
+            "mean_norm": float(row["mean_norm"]),
+            "centroid": np.asarray(json.loads(str(row["centroid"]))),
+            "id": int(row["id"]),
+        }
 
-    def _snapshot(self, status: str, documents: int, vectors: int, mean_norm: float, centroid: np.ndarray,
-                  report: RefreshReport, actor: str) -> int:
-        metrics = {"drift": asdict(report.drift) if report.drift else None, "outcome": report.outcome,
-                   "added": report.added, "updated": report.updated, "removed": report.removed}
+    def _snapshot(
+        self,
+        status: str,
+        documents: int,
+        vectors: int,
+        mean_norm: float,
+        centroid: np.ndarray,
+        report: RefreshReport,
+        actor: str,
+    ) -> int:
+        metrics = {
+            "drift": asdict(report.drift) if report.drift else None,
+            "outcome": report.outcome,
+            "added": report.added,
+            "updated": report.updated,
+            "removed": report.removed,
+        }
         outcome: Literal["denied", "success"] = "denied" if status == "blocked" else "success"
         with self.workspace.db.begin() as db:
-            snap_id = db.execute(embedding_snapshots.insert().values(
-                collection=self.collection, created_at=datetime.now(UTC), status=status, documents=documents,
-                vectors=vectors, dim=int(centroid.shape[-1]), mean_norm=mean_norm,
-                centroid=json.dumps([round(float(x), 7) for x in centroid]), metrics=json.dumps(metrics, default=str),
-                actor=actor)).inserted_primary_key[0]  # type: ignore[index]
+            snap_id = db.execute(
+                embedding_snapshots.insert().values(
+                    collection=self.collection,
+                    created_at=datetime.now(UTC),
+                    status=status,
+                    documents=documents,
+                    vectors=vectors,
+                    dim=int(centroid.shape[-1]),
+                    mean_norm=mean_norm,
+                    centroid=json.dumps([round(float(x), 7) for x in centroid]),
+                    metrics=json.dumps(metrics, default=str),
+                    actor=actor,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
             self.workspace.audit.append(
-                actor, "embeddings.refresh", f"collection:{self.collection}", outcome,
-                {"snapshot": int(snap_id), "status": status, "outcome": report.outcome,
-                 "level": report.drift.level if report.drift else "baseline",
-                 "reasons": list(report.drift.reasons) if report.drift else [],
-                 "added": len(report.added), "updated": len(report.updated), "removed": len(report.removed)},
-                conn=db)
+                actor,
+                "embeddings.refresh",
+                f"collection:{self.collection}",
+                outcome,
+                {
+                    "snapshot": int(snap_id),
+                    "status": status,
+                    "outcome": report.outcome,
+                    "level": report.drift.level if report.drift else "baseline",
+                    "reasons": list(report.drift.reasons) if report.drift else [],
+                    "added": len(report.added),
+                    "updated": len(report.updated),
+                    "removed": len(report.removed),
+                },
+                conn=db,
+            )
         return int(snap_id)
 
     def _alert(self, severity: str, report: RefreshReport, actor: str, plan: dict[str, Any]) -> int | None:
@@ -439,12 +550,17 @@ class EmbeddingRefresher:
             AlertManager = None  # type: ignore[assignment,misc]  # monitoring is not part of this build
         if AlertManager is not None:
             manager = AlertManager(self.workspace.db, self.workspace.audit, self.settings.alerts)
-            alert = manager.raise_alert("embedding_drift", severity, f"collection:{self.collection}", message,
-                                        details, actor=actor)
+            alert = manager.raise_alert(
+                "embedding_drift", severity, f"collection:{self.collection}", message, details, actor=actor
+            )
             return int(alert.id)
-        self.workspace.audit.append(actor, "embeddings.drift_alert", f"collection:{self.collection}",
-                                    "failure" if report.blocked else "success",
-                                    {"severity": severity, "message": message, **details})
+        self.workspace.audit.append(
+            actor,
+            "embeddings.drift_alert",
+            f"collection:{self.collection}",
+            "failure" if report.blocked else "success",
+            {"severity": severity, "message": message, **details},
+        )
         return None
 
 

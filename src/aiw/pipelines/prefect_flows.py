@@ -23,8 +23,15 @@ from aiw.errors import ConfigError, PipelineError
 from aiw.pipelines.dag import Pipeline, Step
 from aiw.pipelines.runner import PipelineRun, PipelineRunner, StepRun, execute_step, raise_for_failure
 
-__all__ = ["FLOWS", "daily_validation_flow", "deploy", "embedding_refresh_flow", "require_prefect_server", "run_flow",
-           "training_flow"]
+__all__ = [
+    "FLOWS",
+    "daily_validation_flow",
+    "deploy",
+    "embedding_refresh_flow",
+    "require_prefect_server",
+    "run_flow",
+    "training_flow",
+]
 
 
 def _runner(home: str | None) -> PipelineRunner:
@@ -35,8 +42,9 @@ def _runner(home: str | None) -> PipelineRunner:
     return PipelineRunner(Workspace(settings).ensure(), settings)
 
 
-def run_flow(pipeline_name: str, home: str | None = None, params: dict[str, Any] | None = None,
-             actor: str = "prefect") -> PipelineRun:
+def run_flow(
+    pipeline_name: str, home: str | None = None, params: dict[str, Any] | None = None, actor: str = "prefect"
+) -> PipelineRun:
     """The body of every flow: the pipeline's steps as Prefect tasks, recorded like embedded runs.
 
     Must be called inside a Prefect flow run.
@@ -54,11 +62,22 @@ def run_flow(pipeline_name: str, home: str | None = None, params: dict[str, Any]
     futures: dict[str, Any] = {}
     for name in pipeline.order():
         step = pipeline.step(name)
-        body = task(name=name, retries=0, cache_policy=NO_CACHE, persist_result=False,
-                    timeout_seconds=step.timeout_s if step.timeout_s is not None else cfg.step_timeout_s,
-                    description=step.description or None)(_step_body)
-        futures[name] = body.submit(runner, run, pipeline, step, steps,  # type: ignore[call-overload]
-                                    wait_for=[allow_failure(futures[d]) for d in step.depends_on])
+        body = task(
+            name=name,
+            retries=0,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            timeout_seconds=step.timeout_s if step.timeout_s is not None else cfg.step_timeout_s,
+            description=step.description or None,
+        )(_step_body)
+        futures[name] = body.submit(
+            runner,
+            run,
+            pipeline,
+            step,
+            steps,  # type: ignore[call-overload]
+            wait_for=[allow_failure(futures[d]) for d in step.depends_on],
+        )
     for name, future in futures.items():
         state = future.wait() or future.state
         if state is not None and state.is_failed() and steps[name].status in ("pending", "running"):
@@ -69,8 +88,9 @@ def run_flow(pipeline_name: str, home: str | None = None, params: dict[str, Any]
     return raise_for_failure(runner.finish(run))
 
 
-def _step_body(runner: PipelineRunner, run: PipelineRun, pipeline: Pipeline, step: Step,
-               steps: dict[str, StepRun]) -> dict[str, Any]:
+def _step_body(
+    runner: PipelineRunner, run: PipelineRun, pipeline: Pipeline, step: Step, steps: dict[str, StepRun]
+) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     rec = steps[step.name]
@@ -83,8 +103,11 @@ def _step_body(runner: PipelineRunner, run: PipelineRun, pipeline: Pipeline, ste
     runner.store.update_step(run.id, rec)
     cfg = runner.settings.pipelines
     status, output, error, attempts = execute_step(
-        step, runner.context(run, pipeline, step, steps),
-        retries=step.retries if step.retries is not None else cfg.retries, backoff_s=cfg.retry_backoff_s)
+        step,
+        runner.context(run, pipeline, step, steps),
+        retries=step.retries if step.retries is not None else cfg.retries,
+        backoff_s=cfg.retry_backoff_s,
+    )
     rec.status, rec.output, rec.error, rec.attempts = status, output, error, attempts
     rec.finished_at = datetime.now(UTC)
     rec.seconds = (rec.finished_at - rec.started_at).total_seconds()
@@ -112,8 +135,11 @@ def embedding_refresh_flow(home: str | None = None, params: dict[str, Any] | Non
     return run_flow("embedding-refresh", home, params).id
 
 
-FLOWS = {"daily-validation": daily_validation_flow, "training": training_flow,
-         "embedding-refresh": embedding_refresh_flow}
+FLOWS = {
+    "daily-validation": daily_validation_flow,
+    "training": training_flow,
+    "embedding-refresh": embedding_refresh_flow,
+}
 """Pipeline name -> its Prefect flow."""
 
 
@@ -125,9 +151,10 @@ def require_prefect_server() -> str:
     """
     url = os.environ.get("PREFECT_API_URL", "")
     if not url:
-        raise ConfigError("Deploying to Prefect needs a Prefect server: PREFECT_API_URL is not set",
-                          hint="start one with 'prefect server start' and export "
-                               "PREFECT_API_URL=http://127.0.0.1:4200/api")
+        raise ConfigError(
+            "Deploying to Prefect needs a Prefect server: PREFECT_API_URL is not set",
+            hint="start one with 'prefect server start' and export PREFECT_API_URL=http://127.0.0.1:4200/api",
+        )
     return url
 
 
@@ -150,6 +177,5 @@ def deploy(home: str, schedules: dict[str, str], *, names: list[str] | None = No
     for name in chosen:
         if name not in FLOWS:
             raise ConfigError(f"No pipeline {name!r}; known: {', '.join(FLOWS)}")
-        deployments.append(FLOWS[name].to_deployment(name=name, cron=schedules.get(name),
-                                                     parameters={"home": home}))
+        deployments.append(FLOWS[name].to_deployment(name=name, cron=schedules.get(name), parameters={"home": home}))
     serve(*deployments)  # type: ignore[arg-type]

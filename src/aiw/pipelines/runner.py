@@ -121,8 +121,9 @@ class PipelineRun:
         return asdict(self)
 
 
-def execute_step(step: Step, ctx: StepContext, *, retries: int,
-                 backoff_s: float) -> tuple[str, dict[str, Any], str, int]:
+def execute_step(
+    step: Step, ctx: StepContext, *, retries: int, backoff_s: float
+) -> tuple[str, dict[str, Any], str, int]:
     """Run one step with its retries; never raises.
 
     Returns:
@@ -174,33 +175,76 @@ class RunStore:
     def create(self, run: PipelineRun) -> None:
         """Insert the run and its pending steps."""
         with self.workspace.db.begin() as db:
-            db.execute(pipeline_runs.insert().values(
-                id=run.id, pipeline=run.pipeline, status=run.status, trigger=run.trigger, actor=run.actor,
-                started_at=run.started_at, finished_at=None, params=json.dumps(run.params, default=str),
-                artifacts_dir=run.artifacts_dir, error=""))
-            db.execute(pipeline_step_runs.insert(), [
-                {"run_id": run.id, "step": s.step, "status": s.status, "attempts": 0, "started_at": None,
-                 "finished_at": None, "seconds": None, "error": "", "output": "{}"} for s in run.steps])
+            db.execute(
+                pipeline_runs.insert().values(
+                    id=run.id,
+                    pipeline=run.pipeline,
+                    status=run.status,
+                    trigger=run.trigger,
+                    actor=run.actor,
+                    started_at=run.started_at,
+                    finished_at=None,
+                    params=json.dumps(run.params, default=str),
+                    artifacts_dir=run.artifacts_dir,
+                    error="",
+                )
+            )
+            db.execute(
+                pipeline_step_runs.insert(),
+                [
+                    {
+                        "run_id": run.id,
+                        "step": s.step,
+                        "status": s.status,
+                        "attempts": 0,
+                        "started_at": None,
+                        "finished_at": None,
+                        "seconds": None,
+                        "error": "",
+                        "output": "{}",
+                    }
+                    for s in run.steps
+                ],
+            )
 
     def update_step(self, run_id: str, s: StepRun) -> None:
         """Store the step's current state."""
         with self.workspace.db.begin() as db:
-            db.execute(pipeline_step_runs.update()
-                       .where(pipeline_step_runs.c.run_id == run_id, pipeline_step_runs.c.step == s.step)
-                       .values(status=s.status, attempts=s.attempts, started_at=s.started_at,
-                               finished_at=s.finished_at, seconds=s.seconds, error=s.error[:4000],
-                               output=json.dumps(s.output, default=str)))
+            db.execute(
+                pipeline_step_runs.update()
+                .where(pipeline_step_runs.c.run_id == run_id, pipeline_step_runs.c.step == s.step)
+                .values(
+                    status=s.status,
+                    attempts=s.attempts,
+                    started_at=s.started_at,
+                    finished_at=s.finished_at,
+                    seconds=s.seconds,
+                    error=s.error[:4000],
+                    output=json.dumps(s.output, default=str),
+                )
+            )
 
     def finish(self, run: PipelineRun) -> None:
         """Store the run's outcome and audit it."""
         with self.workspace.db.begin() as db:
-            db.execute(pipeline_runs.update().where(pipeline_runs.c.id == run.id).values(
-                status=run.status, finished_at=run.finished_at, error=run.error[:8000]))
+            db.execute(
+                pipeline_runs.update()
+                .where(pipeline_runs.c.id == run.id)
+                .values(status=run.status, finished_at=run.finished_at, error=run.error[:8000])
+            )
             self.workspace.audit.append(
-                run.actor, "pipelines.run", f"pipeline:{run.pipeline}/{run.id}",
+                run.actor,
+                "pipelines.run",
+                f"pipeline:{run.pipeline}/{run.id}",
                 "success" if run.status == "success" else "failure",
-                {"trigger": run.trigger, "status": run.status, "error": run.error[:500],
-                 "steps": {s.step: s.status for s in run.steps}}, conn=db)
+                {
+                    "trigger": run.trigger,
+                    "status": run.status,
+                    "error": run.error[:500],
+                    "steps": {s.step: s.status for s in run.steps},
+                },
+                conn=db,
+            )
 
     def get(self, run_id: str) -> PipelineRun:
         """One run with its steps.
@@ -211,13 +255,23 @@ class RunStore:
         with self.workspace.db.begin() as db:
             row = db.execute(sa.select(pipeline_runs).where(pipeline_runs.c.id == run_id)).mappings().first()
             if row is None and len(run_id) >= 6:
-                rows = db.execute(sa.select(pipeline_runs).where(pipeline_runs.c.id.like(f"{run_id}%"))
-                                  .limit(2)).mappings().all()
+                rows = (
+                    db.execute(sa.select(pipeline_runs).where(pipeline_runs.c.id.like(f"{run_id}%")).limit(2))
+                    .mappings()
+                    .all()
+                )
                 row = rows[0] if len(rows) == 1 else None
             if row is None:
                 raise NotFoundError(f"No pipeline run {run_id!r}", hint="list them with 'aiw pipelines runs'")
-            steps = db.execute(sa.select(pipeline_step_runs).where(pipeline_step_runs.c.run_id == row["id"])
-                               .order_by(pipeline_step_runs.c.id)).mappings().all()
+            steps = (
+                db.execute(
+                    sa.select(pipeline_step_runs)
+                    .where(pipeline_step_runs.c.run_id == row["id"])
+                    .order_by(pipeline_step_runs.c.id)
+                )
+                .mappings()
+                .all()
+            )
         return _run_from(row, steps)
 
     def list(self, pipeline: str | None = None, limit: int = 20) -> list[PipelineRun]:
@@ -230,8 +284,17 @@ class RunStore:
         with self.workspace.db.begin() as db:
             rows = db.execute(query).mappings().all()
             ids = [r["id"] for r in rows]
-            steps = db.execute(sa.select(pipeline_step_runs).where(pipeline_step_runs.c.run_id.in_(ids))
-                               .order_by(pipeline_step_runs.c.id)).mappings().all() if ids else []
+            steps = (
+                db.execute(
+                    sa.select(pipeline_step_runs)
+                    .where(pipeline_step_runs.c.run_id.in_(ids))
+                    .order_by(pipeline_step_runs.c.id)
+                )
+                .mappings()
+                .all()
+                if ids
+                else []
+            )
         by_run: dict[str, list[Any]] = {}
         for s in steps:
             by_run.setdefault(s["run_id"], []).append(s)
@@ -252,8 +315,14 @@ class PipelineRunner:
         self.settings = settings
         self.store = RunStore(workspace)
 
-    def run(self, pipeline: Pipeline, *, params: Mapping[str, Any] | None = None, actor: str = "system",
-            trigger: str = "manual") -> PipelineRun:
+    def run(
+        self,
+        pipeline: Pipeline,
+        *,
+        params: Mapping[str, Any] | None = None,
+        actor: str = "system",
+        trigger: str = "manual",
+    ) -> PipelineRun:
         """Run ``pipeline`` to the end and return its record (a failed run is returned, not raised).
 
         Args:
@@ -291,8 +360,12 @@ class PipelineRunner:
                 timeout = step.timeout_s if step.timeout_s is not None else cfg.step_timeout_s
                 retries = step.retries if step.retries is not None else cfg.retries
                 running[name] = (time.monotonic() + timeout, ctx)
-                threading.Thread(target=_worker, args=(step, ctx, retries, cfg.retry_backoff_s, results),
-                                 name=f"aiw-step-{name}", daemon=True).start()
+                threading.Thread(
+                    target=_worker,
+                    args=(step, ctx, retries, cfg.retry_backoff_s, results),
+                    name=f"aiw-step-{name}",
+                    daemon=True,
+                ).start()
             if not running:
                 continue  # only skipped steps were ready; ask the sorter again
             wait = max(0.0, min(deadline for deadline, _ in running.values()) - time.monotonic())
@@ -321,17 +394,38 @@ class PipelineRunner:
         run_id = uuid.uuid4().hex
         folder = self.workspace.path("artifacts") / "pipelines" / pipeline.name / run_id
         folder.mkdir(parents=True, exist_ok=True)
-        run = PipelineRun(run_id, pipeline.name, "running", trigger, actor, datetime.now(UTC), None,
-                          dict(params or {}), str(folder), "", [StepRun(n) for n in pipeline.order()])
+        run = PipelineRun(
+            run_id,
+            pipeline.name,
+            "running",
+            trigger,
+            actor,
+            datetime.now(UTC),
+            None,
+            dict(params or {}),
+            str(folder),
+            "",
+            [StepRun(n) for n in pipeline.order()],
+        )
         self.store.create(run)
         return run
 
     def context(self, run: PipelineRun, pipeline: Pipeline, step: Step, steps: Mapping[str, StepRun]) -> StepContext:
         """The context a step of ``run`` gets, with its dependencies' results."""
-        upstream = {d: {"status": steps[d].status, "output": steps[d].output, "error": steps[d].error}
-                    for d in step.depends_on}
-        return StepContext(self.workspace, self.settings, pipeline.name, run.id, step.name, dict(run.params),
-                           Path(run.artifacts_dir), upstream, run.actor)
+        upstream = {
+            d: {"status": steps[d].status, "output": steps[d].output, "error": steps[d].error} for d in step.depends_on
+        }
+        return StepContext(
+            self.workspace,
+            self.settings,
+            pipeline.name,
+            run.id,
+            step.name,
+            dict(run.params),
+            Path(run.artifacts_dir),
+            upstream,
+            run.actor,
+        )
 
     def finish(self, run: PipelineRun) -> PipelineRun:
         """Settle the run's status and error, store them, and write ``run.json`` beside its artifacts."""
@@ -348,8 +442,9 @@ class PipelineRunner:
         tmp.replace(folder / "run.json")
         return run
 
-    def _finish_step(self, run: PipelineRun, rec: StepRun, status: str, output: dict[str, Any], error: str,
-                     attempts: int) -> None:
+    def _finish_step(
+        self, run: PipelineRun, rec: StepRun, status: str, output: dict[str, Any], error: str, attempts: int
+    ) -> None:
         rec.status, rec.output, rec.error, rec.attempts = status, output, error, attempts
         rec.finished_at = datetime.now(UTC)
         rec.seconds = (rec.finished_at - rec.started_at).total_seconds() if rec.started_at else None
@@ -369,18 +464,42 @@ def _wait(ctx: StepContext, seconds: float) -> None:
     ctx.cancelled.wait(seconds)
 
 
-def _worker(step: Step, ctx: StepContext, retries: int, backoff_s: float,
-            results: queue.Queue[tuple[str, tuple[str, dict[str, Any], str, int]]]) -> None:
+def _worker(
+    step: Step,
+    ctx: StepContext,
+    retries: int,
+    backoff_s: float,
+    results: queue.Queue[tuple[str, tuple[str, dict[str, Any], str, int]]],
+) -> None:
     results.put((step.name, execute_step(step, ctx, retries=retries, backoff_s=backoff_s)))
 
 
 def _run_from(row: Any, steps: Any) -> PipelineRun:
     return PipelineRun(
-        id=row["id"], pipeline=row["pipeline"], status=row["status"], trigger=row["trigger"], actor=row["actor"],
-        started_at=_aware(row["started_at"]) or datetime.now(UTC), finished_at=_aware(row["finished_at"]),
-        params=json.loads(row["params"]), artifacts_dir=row["artifacts_dir"], error=row["error"],
-        steps=[StepRun(s["step"], s["status"], s["attempts"], _aware(s["started_at"]), _aware(s["finished_at"]),
-                       s["seconds"], s["error"], json.loads(s["output"])) for s in steps])
+        id=row["id"],
+        pipeline=row["pipeline"],
+        status=row["status"],
+        trigger=row["trigger"],
+        actor=row["actor"],
+        started_at=_aware(row["started_at"]) or datetime.now(UTC),
+        finished_at=_aware(row["finished_at"]),
+        params=json.loads(row["params"]),
+        artifacts_dir=row["artifacts_dir"],
+        error=row["error"],
+        steps=[
+            StepRun(
+                s["step"],
+                s["status"],
+                s["attempts"],
+                _aware(s["started_at"]),
+                _aware(s["finished_at"]),
+                s["seconds"],
+                s["error"],
+                json.loads(s["output"]),
+            )
+            for s in steps
+        ],
+    )
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -393,6 +512,7 @@ def _aware(value: datetime | None) -> datetime | None:
 def raise_for_failure(run: PipelineRun) -> PipelineRun:
     """Raise :class:`PipelineError` naming the failed steps when ``run`` failed; else return it."""
     if run.status != "success":
-        raise PipelineError(f"Pipeline {run.pipeline!r} run {run.id[:12]} failed: {run.error}",
-                            hint=f"logs in {run.artifacts_dir}/logs")
+        raise PipelineError(
+            f"Pipeline {run.pipeline!r} run {run.id[:12]} failed: {run.error}", hint=f"logs in {run.artifacts_dir}/logs"
+        )
     return run

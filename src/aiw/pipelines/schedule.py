@@ -29,8 +29,9 @@ def default_schedules(settings: Settings) -> dict[str, str]:
     return {"daily-validation": settings.pipelines.daily_validation_cron}
 
 
-def run_scheduled(workspace: Workspace, settings: Settings, name: str,
-                  on_finish: Callable[[PipelineRun], None] | None = None) -> PipelineRun:
+def run_scheduled(
+    workspace: Workspace, settings: Settings, name: str, on_finish: Callable[[PipelineRun], None] | None = None
+) -> PipelineRun:
     """Run pipeline ``name`` as the scheduler does (actor ``scheduler``, trigger ``schedule``)."""
     from aiw.pipelines.definitions import get_pipeline
     from aiw.pipelines.runner import PipelineRunner
@@ -42,8 +43,14 @@ def run_scheduled(workspace: Workspace, settings: Settings, name: str,
     return run
 
 
-def build_scheduler(workspace: Workspace, settings: Settings, *, schedules: Mapping[str, str] | None = None,
-                    blocking: bool = True, on_finish: Callable[[PipelineRun], None] | None = None) -> Any:
+def build_scheduler(
+    workspace: Workspace,
+    settings: Settings,
+    *,
+    schedules: Mapping[str, str] | None = None,
+    blocking: bool = True,
+    on_finish: Callable[[PipelineRun], None] | None = None,
+) -> Any:
     """An APScheduler scheduler with one cron job per pipeline (not started).
 
     Args:
@@ -71,8 +78,19 @@ def build_scheduler(workspace: Workspace, settings: Settings, *, schedules: Mapp
         try:
             trigger = CronTrigger.from_crontab(cron, timezone=UTC)
         except ValueError as exc:
-            raise ConfigError(f"The schedule of {name!r} is not a cron expression: {cron!r} ({exc})",
-                              hint="use five fields, e.g. '0 6 * * *' (AIW_PIPELINES__DAILY_VALIDATION_CRON)") from exc
-        scheduler.add_job(run_scheduled, trigger, args=[workspace, settings, name, on_finish], id=name, name=name,
-                          max_instances=1, coalesce=True, misfire_grace_time=3600, replace_existing=True)
+            raise ConfigError(
+                f"The schedule of {name!r} is not a cron expression: {cron!r} ({exc})",
+                hint="use five fields, e.g. '0 6 * * *' (AIW_PIPELINES__DAILY_VALIDATION_CRON)",
+            ) from exc
+        scheduler.add_job(
+            run_scheduled,
+            trigger,
+            args=[workspace, settings, name, on_finish],
+            id=name,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+            replace_existing=True,
+        )
     return scheduler

@@ -64,8 +64,9 @@ class _Tables:
         self.special_first = frozenset(words[0] for words in special_ngrams)
         self.booster_last = frozenset(words[-1] for words in booster_ngrams)
         # Every word that plays any part in the scoring; the others share one kind of info.
-        self.roles = frozenset(self.lexicon).union(self.booster, self.negate, _RULE_WORDS, self.special_last,
-                                                   self.special_first, self.booster_last)
+        self.roles = frozenset(self.lexicon).union(
+            self.booster, self.negate, _RULE_WORDS, self.special_last, self.special_first, self.booster_last
+        )
 
 
 _TABLES: _Tables | None = None
@@ -118,8 +119,18 @@ def _token(raw: str, t: _Tables) -> _Info:
         negate = lower2 in t.negate or "n't" in lower2
         scored = value is not None and not booster
         rule = booster or negate or lower in _RULE_WORDS
-        info = (lower, word.isupper(), negate, value, booster, scored,
-                lower in t.special_last or lower in t.booster_last, lower in t.special_first, rule, scored or rule)
+        info = (
+            lower,
+            word.isupper(),
+            negate,
+            value,
+            booster,
+            scored,
+            lower in t.special_last or lower in t.booster_last,
+            lower in t.special_first,
+            rule,
+            scored or rule,
+        )
     if len(_TOKENS) >= _TOKEN_CACHE_MAX:
         _TOKENS.clear()
     _TOKENS[raw] = info
@@ -259,8 +270,11 @@ def _ruled_valence(infos: list[_Info], i: int, n: int, t: _Tables) -> Any:
     valence: Any = lex_value
     if lw == "no" and i != n - 1 and infos[i + 1][0] in lexicon:
         valence = 0.0
-    if (i > 0 and infos[i - 1][0] == "no") or (i > 1 and infos[i - 2][0] == "no") \
-            or (i > 2 and infos[i - 3][0] == "no" and infos[i - 1][0] in ("or", "nor")):
+    if (
+        (i > 0 and infos[i - 1][0] == "no")
+        or (i > 1 and infos[i - 2][0] == "no")
+        or (i > 2 and infos[i - 3][0] == "no" and infos[i - 1][0] in ("or", "nor"))
+    ):
         valence = lex_value * n_scalar
     if info[1] and _cap_diff(infos):
         if valence > 0:

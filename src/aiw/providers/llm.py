@@ -61,18 +61,24 @@ class LLM(Protocol):
 
     model_id: str
 
-    def complete(self, prompts: Sequence[str], *, system: str | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None) -> list[str]:
+    def complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> list[str]:
         """One answer per prompt, in order."""
         ...
 
-    def chat(self, messages: list[Message], *, temperature: float | None = None,
-             max_tokens: int | None = None) -> str:
+    def chat(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None) -> str:
         """The assistant's answer to ``messages``."""
         ...
 
-    def stream_chat(self, messages: list[Message], *, temperature: float | None = None,
-                    max_tokens: int | None = None) -> Iterator[str]:
+    def stream_chat(
+        self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None
+    ) -> Iterator[str]:
         """The assistant's answer to ``messages``, in chunks."""
         ...
 
@@ -96,14 +102,20 @@ def check_prompts(prompts: Sequence[str], owner: str) -> list[str]:
 def check_messages(messages: Sequence[Message], owner: str) -> list[Message]:
     """``messages`` as a list of role/content dicts, or InvalidInputError saying what is wrong."""
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
-        raise InvalidInputError(f"{owner} expects a non-empty list of messages like "
-                                '[{"role": "user", "content": "..."}].')
+        raise InvalidInputError(
+            f'{owner} expects a non-empty list of messages like [{{"role": "user", "content": "..."}}].'
+        )
     out: list[Message] = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("content"), str) \
-                or message.get("role") not in _ROLES:
-            raise InvalidInputError(f"{owner}: message {i} must be a dict with 'role' in "
-                                    f"{sorted(_ROLES)} and a string 'content'. Got {message!r:.120}.")
+        if (
+            not isinstance(message, dict)
+            or not isinstance(message.get("content"), str)
+            or message.get("role") not in _ROLES
+        ):
+            raise InvalidInputError(
+                f"{owner}: message {i} must be a dict with 'role' in "
+                f"{sorted(_ROLES)} and a string 'content'. Got {message!r:.120}."
+            )
         out.append({"role": message["role"], "content": message["content"]})
     return out
 
@@ -159,9 +171,11 @@ class CachedLLM:
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model_id TEXT NOT NULL, "
-                         "answer TEXT NOT NULL, created_at REAL NOT NULL) "
-                         "WITHOUT ROWID")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model_id TEXT NOT NULL, "
+                "answer TEXT NOT NULL, created_at REAL NOT NULL) "
+                "WITHOUT ROWID"
+            )
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
@@ -170,7 +184,7 @@ class CachedLLM:
         with self._lock:
             conn = self._connection()
             for start in range(0, len(keys), 900):
-                chunk = list(keys[start:start + 900])
+                chunk = list(keys[start : start + 900])
                 marks = ",".join("?" * len(chunk))
                 found.update(conn.execute(f"SELECT key, answer FROM answers WHERE key IN ({marks})", chunk))
         return found
@@ -179,21 +193,31 @@ class CachedLLM:
         with self._lock:
             self._connection().execute(
                 "INSERT OR REPLACE INTO answers (key, model_id, answer, created_at) VALUES (?, ?, ?, ?)",
-                (key, self.model_id, answer, time.time()))
+                (key, self.model_id, answer, time.time()),
+            )
 
     def _params(self, temperature: float | None, max_tokens: int | None) -> tuple[float, int]:
-        return (self.temperature if temperature is None else float(temperature),
-                self.max_tokens if max_tokens is None else int(max_tokens))
+        return (
+            self.temperature if temperature is None else float(temperature),
+            self.max_tokens if max_tokens is None else int(max_tokens),
+        )
 
     def key(self, kind: str, payload: Any, temperature: float, max_tokens: int, system: str | None = None) -> str:
         """The cache key of one request (hex SHA-256)."""
-        blob = json.dumps([self.model_id, kind, system, payload, temperature, max_tokens],
-                          ensure_ascii=False, separators=(",", ":"))
+        blob = json.dumps(
+            [self.model_id, kind, system, payload, temperature, max_tokens], ensure_ascii=False, separators=(",", ":")
+        )
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
     # -- the port ----------------------------------------------------------------------------------
-    def complete(self, prompts: Sequence[str], *, system: str | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None) -> list[str]:
+    def complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> list[str]:
         """One answer per prompt, in order; only uncached distinct prompts reach the model."""
         items = check_prompts(prompts, type(self).__name__)
         temp, tokens = self._params(temperature, max_tokens)
@@ -214,8 +238,7 @@ class CachedLLM:
                 found[key] = answer
         return [found[key] for key in keys]
 
-    def chat(self, messages: list[Message], *, temperature: float | None = None,
-             max_tokens: int | None = None) -> str:
+    def chat(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None) -> str:
         """The answer to ``messages``, from the cache when this conversation was answered before."""
         msgs = check_messages(messages, f"{type(self).__name__}.chat")
         temp, tokens = self._params(temperature, max_tokens)
@@ -229,8 +252,9 @@ class CachedLLM:
         self._put(key, answer)
         return answer
 
-    def stream_chat(self, messages: list[Message], *, temperature: float | None = None,
-                    max_tokens: int | None = None) -> Iterator[str]:
+    def stream_chat(
+        self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None
+    ) -> Iterator[str]:
         """Stream the answer; a cached answer comes as one chunk, a new one is stored once complete."""
         msgs = check_messages(messages, f"{type(self).__name__}.stream_chat")
         temp, tokens = self._params(temperature, max_tokens)
@@ -284,8 +308,10 @@ def get_llm(settings: LLMSettings | None = None, cache_dir: Path | str | None = 
     settings = settings or LLMSettings()  # type: ignore[call-arg]
     cls = resolve("llm", settings.adapter)
     if not callable(cls):
-        raise ConfigError(f"The llm adapter {settings.adapter!r} does not name a class",
-                          hint="set AIW_LLM__ADAPTER to extractive, openai, transformers or module:Class")
+        raise ConfigError(
+            f"The llm adapter {settings.adapter!r} does not name a class",
+            hint="set AIW_LLM__ADAPTER to extractive, openai, transformers or module:Class",
+        )
     llm: LLM = cls(settings)
     if settings.cache and cache_dir is not None and llm.generative:
         llm = CachedLLM(llm, cache_dir, temperature=settings.temperature, max_tokens=settings.max_tokens)

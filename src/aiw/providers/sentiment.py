@@ -59,17 +59,27 @@ class VaderSentiment:
             core; ``None`` scores them in the calling thread.
     """
 
-    def __init__(self, *, exact_reference: bool = False, workers: int | None = None,
-                 parallel_min: int = PARALLEL_MIN_TEXTS, offload_min: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        exact_reference: bool = False,
+        workers: int | None = None,
+        parallel_min: int = PARALLEL_MIN_TEXTS,
+        offload_min: int | None = None,
+    ) -> None:
         if workers is not None and (not isinstance(workers, int) or workers < 1):
-            raise InvalidInputError(f"The 'workers' parameter of VaderSentiment must be an int >= 1 or None. "
-                                    f"Got {workers!r} instead.")
+            raise InvalidInputError(
+                f"The 'workers' parameter of VaderSentiment must be an int >= 1 or None. Got {workers!r} instead."
+            )
         if not isinstance(parallel_min, int) or parallel_min < 1:
-            raise InvalidInputError(f"The 'parallel_min' parameter of VaderSentiment must be an int >= 1. "
-                                    f"Got {parallel_min!r} instead.")
+            raise InvalidInputError(
+                f"The 'parallel_min' parameter of VaderSentiment must be an int >= 1. Got {parallel_min!r} instead."
+            )
         if offload_min is not None and (not isinstance(offload_min, int) or offload_min < 1):
-            raise InvalidInputError(f"The 'offload_min' parameter of VaderSentiment must be an int >= 1 or None. "
-                                    f"Got {offload_min!r} instead.")
+            raise InvalidInputError(
+                f"The 'offload_min' parameter of VaderSentiment must be an int >= 1 or None. "
+                f"Got {offload_min!r} instead."
+            )
         self.exact_reference = exact_reference
         self.workers = workers
         self.parallel_min = parallel_min
@@ -101,8 +111,9 @@ class VaderSentiment:
         Each distinct text is scored once; large inputs are split over a process pool.
         """
         if isinstance(texts, str):
-            raise InvalidInputError("VaderSentiment.scores expects a sequence of texts, not one string; "
-                                    "wrap it in a list.")
+            raise InvalidInputError(
+                "VaderSentiment.scores expects a sequence of texts, not one string; wrap it in a list."
+            )
         try:
             distinct = dict.fromkeys(texts)  # in first-seen order
         except TypeError as exc:  # an unhashable item
@@ -112,8 +123,9 @@ class VaderSentiment:
         if not set(map(type, uniques)) <= {str}:
             for i, text in enumerate(texts):
                 if text is not None and not isinstance(text, str):
-                    raise InvalidInputError(f"VaderSentiment.scores expects strings or None; item {i} is "
-                                            f"{type(text).__name__}.")
+                    raise InvalidInputError(
+                        f"VaderSentiment.scores expects strings or None; item {i} is {type(text).__name__}."
+                    )
         unique_scores = self._score_unique(uniques)
         if len(uniques) == len(texts):
             return unique_scores  # every text distinct and none None: already in order
@@ -131,7 +143,7 @@ class VaderSentiment:
             task = _score_chunk_reference if self.exact_reference else _score_chunk
             try:
                 if len(texts) >= self.parallel_min:
-                    chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
+                    chunks = [texts[i : i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
                     scored = list(_pool(workers).map(task, chunks))
                     return np.concatenate(scored) if scored else np.zeros(0)
                 parts = min(workers, len(texts) // self.offload_min) if self.offload_min is not None else 0
@@ -142,7 +154,7 @@ class VaderSentiment:
                     # sent meanwhile. (Scoring a part in this thread too measured slower: it
                     # holds the GIL that the pool's feeder and result threads need.)
                     size = -(-len(texts) // parts)
-                    chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+                    chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
                     return np.concatenate(list(pool.map(task, chunks)))
             except (BrokenProcessPool, OSError) as exc:
                 # Scores do not depend on where they are computed: fall back to this process, and
@@ -243,8 +255,12 @@ def _start_pool(workers: int) -> None:
 def _pool_failed(workers: int, exc: BaseException, n_texts: int) -> None:
     _drop_pool(workers)
     _POOL_FAILED.add(os.getpid())
-    log.warning("sentiment process pool failed (%s: %s); scoring %d texts in this process from now on",
-                type(exc).__name__, exc, n_texts)
+    log.warning(
+        "sentiment process pool failed (%s: %s); scoring %d texts in this process from now on",
+        type(exc).__name__,
+        exc,
+        n_texts,
+    )
 
 
 def _drop_pool(workers: int) -> None:
@@ -258,8 +274,7 @@ _DEFAULT: VaderSentiment | None = None
 _THREADED: VaderSentiment | None = None
 
 
-def sentiment_scores(texts: Sequence[str | None], *, workers: int | None = None,
-                     threaded: bool = False) -> np.ndarray:
+def sentiment_scores(texts: Sequence[str | None], *, workers: int | None = None, threaded: bool = False) -> np.ndarray:
     """VADER compound scores of ``texts``: float64 in [-1, 1], ``NaN`` for ``None``, in order.
 
     Scores are identical to ``vaderSentiment``'s ``polarity_scores(text)["compound"]``. Each

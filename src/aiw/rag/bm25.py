@@ -144,8 +144,9 @@ class BM25:
         cols = [c for c, _ in found]
         return np.asarray(self._weights[:, cols] @ np.array([w for _, w in found])).ravel()
 
-    def search(self, query: str | Mapping[str, float], k: int, *,
-               mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def search(
+        self, query: str | Mapping[str, float], k: int, *, mask: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         """The ``k`` best (row, score) pairs with a positive score, best first.
 
         Args:

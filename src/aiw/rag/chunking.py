@@ -87,15 +87,18 @@ class Chunker:
         count_tokens: Token counts of a batch of texts; defaults to the embedding model's tokenizer.
     """
 
-    def __init__(self, chunk_tokens: int = 256, chunk_overlap: int = 32,
-                 count_tokens: TokenCounter | None = None) -> None:
+    def __init__(
+        self, chunk_tokens: int = 256, chunk_overlap: int = 32, count_tokens: TokenCounter | None = None
+    ) -> None:
         if not isinstance(chunk_tokens, int) or not 16 <= chunk_tokens <= 4096:
             raise InvalidInputError(
-                f"The 'chunk_tokens' parameter of Chunker must be an int in [16, 4096]. Got {chunk_tokens!r} instead.")
+                f"The 'chunk_tokens' parameter of Chunker must be an int in [16, 4096]. Got {chunk_tokens!r} instead."
+            )
         if not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap <= chunk_tokens // 2:
             raise InvalidInputError(
                 f"The 'chunk_overlap' parameter of Chunker must be an int in [0, {chunk_tokens // 2}] "
-                f"(half of chunk_tokens). Got {chunk_overlap!r} instead.")
+                f"(half of chunk_tokens). Got {chunk_overlap!r} instead."
+            )
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self._count = count_tokens
@@ -131,11 +134,22 @@ class Chunker:
             pieces = [((), text) for text in self._pack(self._units(document.text, limit), limit, overlap)]
         n = len(pieces)
         version = document.content_hash[:12] or "0"
-        return [Chunk(id=f"{document.id}-{version}-{i:05d}", doc_id=document.id, text=text, index=i,
-                      n_chunks=n, heading_path=path, source=document.source, title=document.title,
-                      content_hash=document.content_hash, access_tags=document.access_tags,
-                      metadata=dict(document.metadata))
-                for i, (path, text) in enumerate(pieces)]
+        return [
+            Chunk(
+                id=f"{document.id}-{version}-{i:05d}",
+                doc_id=document.id,
+                text=text,
+                index=i,
+                n_chunks=n,
+                heading_path=path,
+                source=document.source,
+                title=document.title,
+                content_hash=document.content_hash,
+                access_tags=document.access_tags,
+                metadata=dict(document.metadata),
+            )
+            for i, (path, text) in enumerate(pieces)
+        ]
 
     def _units(self, text: str, limit: int) -> list[_Unit]:
         raw: list[tuple[str, bool]] = []
@@ -164,7 +178,7 @@ class Chunker:
                 current, size = [], 0
             if tokens > limit:  # one "word" longer than a chunk (a URL, a hash): cut its characters
                 step = max(1, len(word) * limit // tokens)
-                out.extend(_Unit(word[i:i + step], limit, False) for i in range(0, len(word), step))
+                out.extend(_Unit(word[i : i + step], limit, False) for i in range(0, len(word), step))
                 continue
             current.append(word)
             size += tokens

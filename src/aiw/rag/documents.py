@@ -107,22 +107,31 @@ class Chunk:
         These are what metadata filters compare against, on every index adapter alike.
         """
         out: dict[str, list[str]] = {k: [str(v)] for k, v in self.metadata.items()}
-        out.update({
-            "doc_id": [self.doc_id],
-            "source": [self.source],
-            "title": [self.title],
-            "content_hash": [self.content_hash],
-            "heading": [self.heading],
-            "access_tags": [str(t) for t in self.access_tags],
-        })
+        out.update(
+            {
+                "doc_id": [self.doc_id],
+                "source": [self.source],
+                "title": [self.title],
+                "content_hash": [self.content_hash],
+                "heading": [self.heading],
+                "access_tags": [str(t) for t in self.access_tags],
+            }
+        )
         return out
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict of every attribute (adapters store it; :meth:`from_record` reverses it)."""
         return {
-            "id": self.id, "doc_id": self.doc_id, "text": self.text, "index": self.index,
-            "n_chunks": self.n_chunks, "heading_path": list(self.heading_path), "source": self.source,
-            "title": self.title, "content_hash": self.content_hash, "access_tags": list(self.access_tags),
+            "id": self.id,
+            "doc_id": self.doc_id,
+            "text": self.text,
+            "index": self.index,
+            "n_chunks": self.n_chunks,
+            "heading_path": list(self.heading_path),
+            "source": self.source,
+            "title": self.title,
+            "content_hash": self.content_hash,
+            "access_tags": list(self.access_tags),
             "metadata": dict(self.metadata),
         }
 
@@ -130,10 +139,15 @@ class Chunk:
     def from_record(cls, record: Mapping[str, Any]) -> Chunk:
         """The chunk :meth:`to_record` made ``record`` from."""
         return cls(
-            id=str(record["id"]), doc_id=str(record["doc_id"]), text=str(record["text"]),
-            index=int(record.get("index", 0)), n_chunks=int(record.get("n_chunks", 1)),
-            heading_path=tuple(record.get("heading_path") or ()), source=str(record.get("source", "")),
-            title=str(record.get("title", "")), content_hash=str(record.get("content_hash", "")),
+            id=str(record["id"]),
+            doc_id=str(record["doc_id"]),
+            text=str(record["text"]),
+            index=int(record.get("index", 0)),
+            n_chunks=int(record.get("n_chunks", 1)),
+            heading_path=tuple(record.get("heading_path") or ()),
+            source=str(record.get("source", "")),
+            title=str(record.get("title", "")),
+            content_hash=str(record.get("content_hash", "")),
             access_tags=tuple(record.get("access_tags") or ()),
             metadata={str(k): str(v) for k, v in (record.get("metadata") or {}).items()},
         )

@@ -37,8 +37,7 @@ if TYPE_CHECKING:
     from aiw.providers.embeddings import Embedder
     from aiw.rag.chunking import Chunker
 
-__all__ = ["BeirDataset", "EvalReport", "ModeResult", "evaluate", "load_beir", "mrr_at_k", "ndcg_at_k",
-           "recall_at_k"]
+__all__ = ["BeirDataset", "EvalReport", "ModeResult", "evaluate", "load_beir", "mrr_at_k", "ndcg_at_k", "recall_at_k"]
 
 
 @dataclass
@@ -73,14 +72,20 @@ def load_beir(path: str | Path, *, split: str = "test") -> BeirDataset:
         InvalidInputError: a file is missing or malformed.
     """
     root = Path(path).expanduser()
-    files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl",
-             "qrels": root / "qrels" / f"{split}.tsv"}
+    files = {
+        "corpus": root / "corpus.jsonl",
+        "queries": root / "queries.jsonl",
+        "qrels": root / "qrels" / f"{split}.tsv",
+    }
     for what, file in files.items():
         if not file.is_file():
-            raise InvalidInputError(f"The BEIR folder {root} has no {file.relative_to(root)} ({what})",
-                                    hint="a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/test.tsv")
-    corpus = {str(r["_id"]): (str(r.get("title") or ""), str(r.get("text") or ""))
-              for r in _read_jsonl(files["corpus"])}
+            raise InvalidInputError(
+                f"The BEIR folder {root} has no {file.relative_to(root)} ({what})",
+                hint="a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/test.tsv",
+            )
+    corpus = {
+        str(r["_id"]): (str(r.get("title") or ""), str(r.get("text") or "")) for r in _read_jsonl(files["corpus"])
+    }
     queries = {str(r["_id"]): str(r.get("text") or "") for r in _read_jsonl(files["queries"])}
     qrels: dict[str, dict[str, int]] = {}
     with files["qrels"].open(encoding="utf-8") as fh:
@@ -102,7 +107,7 @@ def ndcg_at_k(ranked: Sequence[str], rels: Mapping[str, int], k: int = 10) -> fl
     """nDCG@k with gains ``2^rel - 1`` and log2 discounts; the ideal ranking uses every judgement."""
     dcg = sum((2 ** rels.get(doc, 0) - 1) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
     ideal = sorted((r for r in rels.values() if r > 0), reverse=True)[:k]
-    idcg = sum((2 ** r - 1) / math.log2(i + 2) for i, r in enumerate(ideal))
+    idcg = sum((2**r - 1) / math.log2(i + 2) for i, r in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0
 
 
@@ -134,9 +139,15 @@ class ModeResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, rounded."""
-        return {"mode": self.mode, "ndcg@10": round(self.ndcg_at_10, 4), "recall@100": round(self.recall_at_100, 4),
-                "mrr@10": round(self.mrr_at_10, 4), "latency_p50_ms": round(self.latency_p50_ms, 2),
-                "latency_p95_ms": round(self.latency_p95_ms, 2), "queries": self.queries}
+        return {
+            "mode": self.mode,
+            "ndcg@10": round(self.ndcg_at_10, 4),
+            "recall@100": round(self.recall_at_100, 4),
+            "mrr@10": round(self.mrr_at_10, 4),
+            "latency_p50_ms": round(self.latency_p50_ms, 2),
+            "latency_p95_ms": round(self.latency_p95_ms, 2),
+            "queries": self.queries,
+        }
 
 
 @dataclass
@@ -151,13 +162,27 @@ class EvalReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"dataset": self.dataset, "documents": self.documents, "ingest": self.ingest,
-                "settings": self.settings, "results": [r.as_dict() for r in self.results]}
+        return {
+            "dataset": self.dataset,
+            "documents": self.documents,
+            "ingest": self.ingest,
+            "settings": self.settings,
+            "results": [r.as_dict() for r in self.results],
+        }
 
     def rows(self) -> list[list[str]]:
         """Table rows: mode, nDCG@10, Recall@100, MRR@10, p50, p95."""
-        return [[r.mode, f"{r.ndcg_at_10:.4f}", f"{r.recall_at_100:.4f}", f"{r.mrr_at_10:.4f}",
-                 f"{r.latency_p50_ms:.1f}", f"{r.latency_p95_ms:.1f}"] for r in self.results]
+        return [
+            [
+                r.mode,
+                f"{r.ndcg_at_10:.4f}",
+                f"{r.recall_at_100:.4f}",
+                f"{r.mrr_at_10:.4f}",
+                f"{r.latency_p50_ms:.1f}",
+                f"{r.latency_p95_ms:.1f}",
+            ]
+            for r in self.results
+        ]
 
 
 def corpus_documents(dataset: BeirDataset) -> list[Document]:
@@ -167,15 +192,31 @@ def corpus_documents(dataset: BeirDataset) -> list[Document]:
         if not text.strip() and not title.strip():
             continue
         body = text.strip() or title.strip()
-        docs.append(Document(id=doc_id, source=f"beir:{dataset.name}/{doc_id}", title=title.strip(), text=body,
-                             content_hash=content_hash(f"{title}\x00{body}")))
+        docs.append(
+            Document(
+                id=doc_id,
+                source=f"beir:{dataset.name}/{doc_id}",
+                title=title.strip(),
+                text=body,
+                content_hash=content_hash(f"{title}\x00{body}"),
+            )
+        )
     return docs
 
 
-def evaluate(dataset: BeirDataset, *, index: VectorIndex, embedder: Embedder, settings: RagSettings | None = None,
-             collection: str | None = None, modes: Sequence[Mode] = MODES, limit: int | None = None,
-             chunker: Chunker | None = None, progress: Callable[[str, int, int], None] | None = None,
-             label: str = "") -> EvalReport:
+def evaluate(
+    dataset: BeirDataset,
+    *,
+    index: VectorIndex,
+    embedder: Embedder,
+    settings: RagSettings | None = None,
+    collection: str | None = None,
+    modes: Sequence[Mode] = MODES,
+    limit: int | None = None,
+    chunker: Chunker | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    label: str = "",
+) -> EvalReport:
     """Index ``dataset``'s corpus and score every judged query in each mode.
 
     Args:
@@ -201,28 +242,51 @@ def evaluate(dataset: BeirDataset, *, index: VectorIndex, embedder: Embedder, se
     name = collection or "eval-" + "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in dataset.name)[:40]
     docs = corpus_documents(dataset)
     chunker = chunker or Chunker(settings.chunk_tokens, settings.chunk_overlap)
-    report: IngestReport = ingest_documents(docs, collection=name, index=index, embedder=embedder, chunker=chunker,
-                                            progress=progress,
-                                            remove=[d for d in index.documents(name) if d not in dataset.corpus])
+    report: IngestReport = ingest_documents(
+        docs,
+        collection=name,
+        index=index,
+        embedder=embedder,
+        chunker=chunker,
+        progress=progress,
+        remove=[d for d in index.documents(name) if d not in dataset.corpus],
+    )
     judged = [q for q in dataset.queries if q in dataset.qrels and any(r > 0 for r in dataset.qrels[q].values())]
     if limit:
         judged = judged[:limit]
     if not judged:
         raise InvalidInputError("No query of the data set has a positive relevance judgement in its qrels.")
     retriever = Retriever(index, embedder, settings)
-    out = EvalReport(dataset=dataset.name, documents=len(docs), ingest=report.as_dict(),
-                     settings=settings.model_dump(include={"top_k", "rrf_k", "bm25_weight", "vector_weight",
-                                                           "candidates", "feedback", "feedback_docs",
-                                                           "feedback_terms", "feedback_query_weight",
-                                                           "vector_feedback_docs", "vector_feedback_weight",
-                                                           "chunk_tokens", "chunk_overlap"}))
+    out = EvalReport(
+        dataset=dataset.name,
+        documents=len(docs),
+        ingest=report.as_dict(),
+        settings=settings.model_dump(
+            include={
+                "top_k",
+                "rrf_k",
+                "bm25_weight",
+                "vector_weight",
+                "candidates",
+                "feedback",
+                "feedback_docs",
+                "feedback_terms",
+                "feedback_query_weight",
+                "vector_feedback_docs",
+                "vector_feedback_weight",
+                "chunk_tokens",
+                "chunk_overlap",
+            }
+        ),
+    )
     depth = max(settings.candidates, 100)
     for mode in modes:
         ndcg, recall, mrr, latency = [], [], [], []
         for i, qid in enumerate(judged, start=1):
             started = time.perf_counter()
-            result = retriever.retrieve(dataset.queries[qid], collection=name, mode=mode, top_k=2 * depth,
-                                        candidates=depth)
+            result = retriever.retrieve(
+                dataset.queries[qid], collection=name, mode=mode, top_k=2 * depth, candidates=depth
+            )
             latency.append((time.perf_counter() - started) * 1000)
             ranked = list(dict.fromkeys(r.chunk.doc_id for r in result.chunks))
             rels = dataset.qrels[qid]
@@ -231,8 +295,15 @@ def evaluate(dataset: BeirDataset, *, index: VectorIndex, embedder: Embedder, se
             mrr.append(mrr_at_k(ranked, rels, 10))
             if progress:
                 progress(f"query:{mode}", i, len(judged))
-        out.results.append(ModeResult(
-            mode=f"{mode}{label}", ndcg_at_10=float(np.mean(ndcg)), recall_at_100=float(np.mean(recall)),
-            mrr_at_10=float(np.mean(mrr)), latency_p50_ms=float(np.percentile(latency, 50)),
-            latency_p95_ms=float(np.percentile(latency, 95)), queries=len(judged)))
+        out.results.append(
+            ModeResult(
+                mode=f"{mode}{label}",
+                ndcg_at_10=float(np.mean(ndcg)),
+                recall_at_100=float(np.mean(recall)),
+                mrr_at_10=float(np.mean(mrr)),
+                latency_p50_ms=float(np.percentile(latency, 50)),
+                latency_p95_ms=float(np.percentile(latency, 95)),
+                queries=len(judged),
+            )
+        )
     return out

@@ -141,13 +141,11 @@ class VectorIndex(Protocol):
         """Delete chunks by id; returns how many were deleted."""
         ...
 
-    def search_vector(self, collection: str, vector: np.ndarray, k: int,
-                      filters: Filters | None = None) -> list[Hit]:
+    def search_vector(self, collection: str, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[Hit]:
         """The ``k`` chunks most similar to ``vector`` (cosine), best first."""
         ...
 
-    def search_text(self, collection: str, query: TextQuery, k: int,
-                    filters: Filters | None = None) -> list[Hit]:
+    def search_text(self, collection: str, query: TextQuery, k: int, filters: Filters | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query`` by BM25, best first."""
         ...
 
@@ -182,7 +180,8 @@ def validate_collection(name: str) -> str:
     if not isinstance(name, str) or not _COLLECTION.match(name):
         raise InvalidInputError(
             f"The collection name must be 3 to 63 letters, digits, '_' or '-', starting and ending "
-            f"with a letter or digit. Got {name!r} instead.")
+            f"with a letter or digit. Got {name!r} instead."
+        )
     return name
 
 
@@ -216,7 +215,8 @@ def normalise_filters(filters: Filters | None) -> dict[str, list[str]]:
             out[key] = sorted({_as_str(v) for v in cond})
         else:
             raise InvalidInputError(
-                f"The filter on {key!r} must be a value or a list of values. Got {type(cond).__name__}.")
+                f"The filter on {key!r} must be a value or a list of values. Got {type(cond).__name__}."
+            )
     return out
 
 
@@ -245,11 +245,13 @@ def check_vectors(chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int |
     arr = np.asarray(vectors, dtype=np.float32)
     if arr.ndim != 2 or arr.shape[0] != len(chunks):
         raise InvalidInputError(
-            f"Upsert needs one vector per chunk: {len(chunks)} chunks, vectors of shape {arr.shape}.")
+            f"Upsert needs one vector per chunk: {len(chunks)} chunks, vectors of shape {arr.shape}."
+        )
     if dimension is not None and arr.shape[1] != dimension:
         raise InvalidInputError(
             f"This collection holds vectors of dimension {dimension}; got {arr.shape[1]}.",
-            hint="use the same embedding model as the collection, or ingest into a new collection")
+            hint="use the same embedding model as the collection, or ingest into a new collection",
+        )
     if not np.isfinite(arr).all():
         raise InvalidInputError("Vectors must be finite (no NaN or infinity).")
     ids = [c.id for c in chunks]
@@ -277,11 +279,16 @@ def query_weights(query: TextQuery) -> dict[str, float]:
         return dict.fromkeys(analyze(query), 1.0)
     if not isinstance(query, Mapping):
         raise InvalidInputError(
-            f"A text query must be a string or a mapping of term to weight. Got {type(query).__name__}.")
+            f"A text query must be a string or a mapping of term to weight. Got {type(query).__name__}."
+        )
     out: dict[str, float] = {}
     for term, weight in query.items():
-        if (not isinstance(term, str) or isinstance(weight, bool) or not isinstance(weight, int | float)
-                or not np.isfinite(weight)):
+        if (
+            not isinstance(term, str)
+            or isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not np.isfinite(weight)
+        ):
             raise InvalidInputError(f"A weighted text query maps terms to finite numbers. Got {term!r}: {weight!r}.")
         if weight > 0 and term:
             out[term] = float(weight)

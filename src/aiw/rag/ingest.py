@@ -65,11 +65,17 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
-        return {"collection": self.collection, "added": self.added, "updated": self.updated,
-                "unchanged": self.unchanged, "deleted": self.deleted,
-                "failed": [{"path": f.path, "reason": f.reason} for f in self.failed],
-                "chunks_written": self.chunks_written, "chunks_deleted": self.chunks_deleted,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "collection": self.collection,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "failed": [{"path": f.path, "reason": f.reason} for f in self.failed],
+            "chunks_written": self.chunks_written,
+            "chunks_deleted": self.chunks_deleted,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def chunk_window(embedder: Embedder, chunker: Chunker, document: Document) -> int | None:
@@ -82,10 +88,19 @@ def chunk_window(embedder: Embedder, chunker: Chunker, document: Document) -> in
     return max(16, limit - 2 - context)
 
 
-def ingest_documents(documents: Sequence[Document], *, collection: str, index: VectorIndex,
-                     embedder: Embedder, chunker: Chunker | None = None, batch_size: int = 512,
-                     progress: Progress | None = None, remove: Iterable[str] = (),
-                     report: IngestReport | None = None, fail_after: int | None = None) -> IngestReport:
+def ingest_documents(
+    documents: Sequence[Document],
+    *,
+    collection: str,
+    index: VectorIndex,
+    embedder: Embedder,
+    chunker: Chunker | None = None,
+    batch_size: int = 512,
+    progress: Progress | None = None,
+    remove: Iterable[str] = (),
+    report: IngestReport | None = None,
+    fail_after: int | None = None,
+) -> IngestReport:
     """Index already loaded documents incrementally (the core of :func:`ingest`).
 
     Args:
@@ -105,7 +120,8 @@ def ingest_documents(documents: Sequence[Document], *, collection: str, index: V
     validate_collection(collection)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(
-            f"The 'batch_size' parameter of ingest must be an int >= 1. Got {batch_size!r} instead.")
+            f"The 'batch_size' parameter of ingest must be an int >= 1. Got {batch_size!r} instead."
+        )
     started = time.perf_counter()
     report = report or IngestReport(collection)
     chunker = chunker or Chunker()
@@ -129,7 +145,7 @@ def ingest_documents(documents: Sequence[Document], *, collection: str, index: V
     for c in chunks:
         pending[c.doc_id] = pending.get(c.doc_id, 0) + 1
     for batch, start in enumerate(range(0, len(chunks), batch_size), start=1):
-        part = chunks[start:start + batch_size]
+        part = chunks[start : start + batch_size]
         index.upsert(collection, part, embedder.embed([c.search_text for c in part]))
         report.chunks_written += len(part)
         if progress:
@@ -156,10 +172,21 @@ def ingest_documents(documents: Sequence[Document], *, collection: str, index: V
     return report
 
 
-def ingest(paths: Iterable[str | os.PathLike[str]], *, collection: str, index: VectorIndex, embedder: Embedder,
-           chunker: Chunker | None = None, batch_size: int = 512, progress: Progress | None = None,
-           actor: str = "system", audit: AuditLog | None = None, root: Path | None = None,
-           default_access_tags: Sequence[str] = DEFAULT_ACCESS_TAGS, fail_after: int | None = None) -> IngestReport:
+def ingest(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    collection: str,
+    index: VectorIndex,
+    embedder: Embedder,
+    chunker: Chunker | None = None,
+    batch_size: int = 512,
+    progress: Progress | None = None,
+    actor: str = "system",
+    audit: AuditLog | None = None,
+    root: Path | None = None,
+    default_access_tags: Sequence[str] = DEFAULT_ACCESS_TAGS,
+    fail_after: int | None = None,
+) -> IngestReport:
     """Ingest files and folders into ``collection``, incrementally.
 
     Unchanged documents (same content hash, complete in the index) are skipped; changed ones are
@@ -199,15 +226,32 @@ def ingest(paths: Iterable[str | os.PathLike[str]], *, collection: str, index: V
                 progress("load", i, len(files))
         seen = {d.id for d in documents} | {_doc_id(f.path) for f in report.failed}
         stored = index.documents(collection)
-        remove = [doc_id for doc_id, info in stored.items()
-                  if doc_id not in seen and _under(Path(info.source), roots) and not Path(info.source).exists()]
-        ingest_documents(documents, collection=collection, index=index, embedder=embedder, chunker=chunker,
-                         batch_size=batch_size, progress=progress, remove=remove, report=report,
-                         fail_after=fail_after)
+        remove = [
+            doc_id
+            for doc_id, info in stored.items()
+            if doc_id not in seen and _under(Path(info.source), roots) and not Path(info.source).exists()
+        ]
+        ingest_documents(
+            documents,
+            collection=collection,
+            index=index,
+            embedder=embedder,
+            chunker=chunker,
+            batch_size=batch_size,
+            progress=progress,
+            remove=remove,
+            report=report,
+            fail_after=fail_after,
+        )
     except Exception as exc:
         if audit is not None:
-            audit.append(actor, "rag.ingest", f"collection:{collection}", outcome="failure",
-                         details={"error": str(exc)[:500], **_summary(report)})
+            audit.append(
+                actor,
+                "rag.ingest",
+                f"collection:{collection}",
+                outcome="failure",
+                details={"error": str(exc)[:500], **_summary(report)},
+            )
         raise
     report.seconds = time.perf_counter() - started
     if audit is not None:
@@ -219,9 +263,15 @@ _window = chunk_window  # the name other modules used first
 
 
 def _summary(report: IngestReport) -> dict[str, Any]:
-    return {"added": len(report.added), "updated": len(report.updated), "unchanged": report.unchanged,
-            "deleted": len(report.deleted), "failed": [f.path for f in report.failed][:50],
-            "chunks_written": report.chunks_written, "chunks_deleted": report.chunks_deleted}
+    return {
+        "added": len(report.added),
+        "updated": len(report.updated),
+        "unchanged": report.unchanged,
+        "deleted": len(report.deleted),
+        "failed": [f.path for f in report.failed][:50],
+        "chunks_written": report.chunks_written,
+        "chunks_deleted": report.chunks_deleted,
+    }
 
 
 def _doc_id(path: str) -> str:

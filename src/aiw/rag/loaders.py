@@ -81,14 +81,16 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, root: Path | None = Non
         roots.append(path)
         if path.is_dir():
             for found in path.rglob("*"):
-                if (found.is_file() and found.suffix.lower() in SUFFIXES
-                        and not any(part.startswith(".") for part in found.relative_to(path).parts)):
+                if (
+                    found.is_file()
+                    and found.suffix.lower() in SUFFIXES
+                    and not any(part.startswith(".") for part in found.relative_to(path).parts)
+                ):
                     files.add(found.resolve())
         elif path.suffix.lower() in SUFFIXES:
             files.add(path)
         else:
-            raise InvalidInputError(f"{str(item)!r} is not a supported document "
-                                    f"({', '.join(sorted(SUFFIXES))}).")
+            raise InvalidInputError(f"{str(item)!r} is not a supported document ({', '.join(sorted(SUFFIXES))}).")
     if root is not None:  # a symlink inside root may point outside it
         base = root.resolve()
         files = {f for f in files if f == base or base in f.parents}
@@ -119,11 +121,14 @@ def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
     lines = text.lstrip("\ufeff").splitlines()
     if not lines or lines[0].rstrip() != "---":
         return {}, text
-    end = next((i for i in range(1, min(len(lines), _FRONT_MATTER_MAX_LINES + 1))
-                if lines[i].rstrip() in ("---", "...")), None)
+    end = next(
+        (i for i in range(1, min(len(lines), _FRONT_MATTER_MAX_LINES + 1)) if lines[i].rstrip() in ("---", "...")), None
+    )
     if end is None:
-        raise InvalidInputError("the front matter opened by '---' on line 1 is not closed: end it with a "
-                                "'---' line (within the first 500 lines), or remove the opening '---'")
+        raise InvalidInputError(
+            "the front matter opened by '---' on line 1 is not closed: end it with a "
+            "'---' line (within the first 500 lines), or remove the opening '---'"
+        )
     try:
         data = yaml.safe_load("\n".join(lines[1:end]))
     except yaml.YAMLError as exc:
@@ -134,10 +139,11 @@ def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise InvalidInputError(f"the front matter must be 'key: value' lines (a YAML mapping); "
-                                f"it is a {type(data).__name__}")
+        raise InvalidInputError(
+            f"the front matter must be 'key: value' lines (a YAML mapping); it is a {type(data).__name__}"
+        )
     fields = {str(key).strip().lower(): _front_matter_value(value) for key, value in data.items()}
-    return fields, "\n".join(lines[end + 1:])
+    return fields, "\n".join(lines[end + 1 :])
 
 
 def _front_matter_value(value: Any) -> str:
@@ -175,8 +181,10 @@ def _access_tags(fields: dict[str, str], default: Sequence[str]) -> tuple[str, .
     key, raw = given[0]  # the first of _ACCESS_KEYS wins; the others are not kept as metadata
     tags = tuple(dict.fromkeys(t.strip().lower() for t in re.split(r"[,\s]+", raw) if t.strip()))
     if not tags:
-        raise InvalidInputError(f"'{key}' names no access tags: give at least one (for example 'public') "
-                                f"or remove the key to get the default.")
+        raise InvalidInputError(
+            f"'{key}' names no access tags: give at least one (for example 'public') "
+            f"or remove the key to get the default."
+        )
     bad = [t for t in tags if not _TAG.match(t)]
     if bad:
         raise InvalidInputError(f"Invalid access tags {raw!r}: use words of letters, digits, '_', '.', ':' or '-'.")
@@ -209,8 +217,28 @@ def _load_text(path: Path) -> tuple[str, str, dict[str, str]]:
 class _HTMLText(HTMLParser):
     """Visible text of an HTML page with headings as ``#`` lines and blocks as paragraphs."""
 
-    _BLOCKS = frozenset({"p", "div", "section", "article", "li", "ul", "ol", "table", "tr", "br",
-                         "blockquote", "pre", "header", "footer", "main", "dd", "dt", "hr"})
+    _BLOCKS = frozenset(
+        {
+            "p",
+            "div",
+            "section",
+            "article",
+            "li",
+            "ul",
+            "ol",
+            "table",
+            "tr",
+            "br",
+            "blockquote",
+            "pre",
+            "header",
+            "footer",
+            "main",
+            "dd",
+            "dt",
+            "hr",
+        }
+    )
     _SKIP = frozenset({"script", "style", "noscript", "template", "svg", "head"})
 
     def __init__(self) -> None:
@@ -299,8 +327,9 @@ SUFFIXES: dict[str, Callable[[Path], tuple[str, str, dict[str, str]]]] = {
 """Supported file suffixes and their loaders."""
 
 
-def load_document(path: str | os.PathLike[str], *,
-                  default_access_tags: Sequence[str] = DEFAULT_ACCESS_TAGS) -> Document:
+def load_document(
+    path: str | os.PathLike[str], *, default_access_tags: Sequence[str] = DEFAULT_ACCESS_TAGS
+) -> Document:
     """Load one file.
 
     Args:
@@ -337,5 +366,14 @@ def load_document(path: str | os.PathLike[str], *,
     source = str(file)
     modified = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(timespec="seconds")
     digest = content_hash("\x00".join([title, ",".join(tags), json.dumps(fields, sort_keys=True), body]))
-    return Document(id=document_id(source), source=source, title=title, text=body, headings=headings,
-                    modified=modified, content_hash=digest, access_tags=tags, metadata=fields)
+    return Document(
+        id=document_id(source),
+        source=source,
+        title=title,
+        text=body,
+        headings=headings,
+        modified=modified,
+        content_hash=digest,
+        access_tags=tags,
+        metadata=fields,
+    )

@@ -97,8 +97,9 @@ def allowed_tags(role: str | None, settings: RagSettings) -> list[str] | None:
         return None
     tags = settings.role_tags.get(role)
     if tags is None:
-        raise PolicyViolation(f"The role {role!r} has no document access configured",
-                              hint="add it to AIW_RAG__ROLE_TAGS")
+        raise PolicyViolation(
+            f"The role {role!r} has no document access configured", hint="add it to AIW_RAG__ROLE_TAGS"
+        )
     return list(tags)
 
 
@@ -223,9 +224,18 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings or RagSettings()  # type: ignore[call-arg]
 
-    def retrieve(self, query: str, *, collection: str, top_k: int | None = None, mode: Mode = "hybrid",
-                 filters: Filters | None = None, role: str | None = None, feedback: bool | None = None,
-                 candidates: int | None = None) -> Retrieval:
+    def retrieve(
+        self,
+        query: str,
+        *,
+        collection: str,
+        top_k: int | None = None,
+        mode: Mode = "hybrid",
+        filters: Filters | None = None,
+        role: str | None = None,
+        feedback: bool | None = None,
+        candidates: int | None = None,
+    ) -> Retrieval:
         """The ``top_k`` best chunks for ``query`` that ``role`` may read.
 
         Args:
@@ -302,8 +312,9 @@ class Retriever:
         timings["fuse"] = (time.perf_counter() - t0) * 1000
         return Retrieval(query=query, mode=mode, chunks=chunks, best_cosine=best_cosine, timings_ms=timings)
 
-    def _vector_branch(self, collection: str, qvec: np.ndarray, depth: int, scoped: Mapping[str, list[str]],
-                       use_feedback: bool) -> tuple[list[Hit], float | None, dict[str, float]]:
+    def _vector_branch(
+        self, collection: str, qvec: np.ndarray, depth: int, scoped: Mapping[str, list[str]], use_feedback: bool
+    ) -> tuple[list[Hit], float | None, dict[str, float]]:
         """The vector list, the best cosine, and each listed chunk's cosine with the query.
 
         With feedback, Rocchio re-scores the ``ROCCHIO_POOL * depth`` chunks nearest the query by
@@ -338,8 +349,9 @@ class Retriever:
                 cosine_of[h.chunk.id] = float(np.dot(qvec, h.vector))
         return second or pool[:depth], best_cosine, cosine_of
 
-    def _fuse(self, text_hits: list[Hit], vector_hits: list[Hit], cosine_of: Mapping[str, float],
-              mode: Mode) -> list[RetrievedChunk]:
+    def _fuse(
+        self, text_hits: list[Hit], vector_hits: list[Hit], cosine_of: Mapping[str, float], mode: Mode
+    ) -> list[RetrievedChunk]:
         s = self.settings
         text_rank = {h.chunk.id: (i, h) for i, h in enumerate(text_hits, start=1)}
         vec_rank = {h.chunk.id: (i, h) for i, h in enumerate(vector_hits, start=1)}
@@ -353,10 +365,18 @@ class Retriever:
             elif mode == "vector":
                 score = v[1].score if v else 0.0
             else:
-                score = ((s.bm25_weight / (s.rrf_k + t[0]) if t else 0.0)
-                         + (s.vector_weight / (s.rrf_k + v[0]) if v else 0.0))
-            out.append(RetrievedChunk(chunk=chunk, score=score, bm25=t[1].score if t else None,
-                                      cosine=cosine_of.get(cid), bm25_rank=t[0] if t else None,
-                                      vector_rank=v[0] if v else None))
+                score = (s.bm25_weight / (s.rrf_k + t[0]) if t else 0.0) + (
+                    s.vector_weight / (s.rrf_k + v[0]) if v else 0.0
+                )
+            out.append(
+                RetrievedChunk(
+                    chunk=chunk,
+                    score=score,
+                    bm25=t[1].score if t else None,
+                    cosine=cosine_of.get(cid),
+                    bm25_rank=t[0] if t else None,
+                    vector_rank=v[0] if v else None,
+                )
+            )
         out.sort(key=lambda r: (-r.score, r.bm25_rank or 10**9, r.vector_rank or 10**9))
         return out

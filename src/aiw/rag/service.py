@@ -40,8 +40,10 @@ def open_index(workspace: Workspace, settings: Settings) -> VectorIndex:
         return cls()
     if name == "chroma":
         if not url:
-            raise ConfigError("The chroma index needs a server URL",
-                              hint="set AIW_INDEX__URL=http://127.0.0.1:8001 (start it with 'chroma run')")
+            raise ConfigError(
+                "The chroma index needs a server URL",
+                hint="set AIW_INDEX__URL=http://127.0.0.1:8001 (start it with 'chroma run')",
+            )
         return cls(url=url)
     if name == "qdrant":
         return cls(url) if url else cls(path=workspace.root / "qdrant")
@@ -61,11 +63,22 @@ class AskResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: answer, citations, and retrieved chunks with their scores."""
         out = self.answer.as_dict()
-        out["retrieved"] = [{"chunk_id": r.chunk.id, "doc_id": r.chunk.doc_id, "source": r.chunk.source,
-                             "title": r.chunk.title, "heading": r.chunk.heading, "text": r.chunk.text,
-                             "score": round(r.score, 6), "bm25": r.bm25, "cosine": r.cosine,
-                             "bm25_rank": r.bm25_rank, "vector_rank": r.vector_rank}
-                            for r in self.retrieval.chunks]
+        out["retrieved"] = [
+            {
+                "chunk_id": r.chunk.id,
+                "doc_id": r.chunk.doc_id,
+                "source": r.chunk.source,
+                "title": r.chunk.title,
+                "heading": r.chunk.heading,
+                "text": r.chunk.text,
+                "score": round(r.score, 6),
+                "bm25": r.bm25,
+                "cosine": r.cosine,
+                "bm25_rank": r.bm25_rank,
+                "vector_rank": r.vector_rank,
+            }
+            for r in self.retrieval.chunks
+        ]
         out["timings_ms"] = {k: round(v, 2) for k, v in self.retrieval.timings_ms.items()}
         return out
 
@@ -81,8 +94,15 @@ class RagService:
         llm: An LLM to use instead of the configured one.
     """
 
-    def __init__(self, workspace: Workspace, settings: Settings | None = None, *, index: VectorIndex | None = None,
-                 embedder: Embedder | None = None, llm: LLM | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        settings: Settings | None = None,
+        *,
+        index: VectorIndex | None = None,
+        embedder: Embedder | None = None,
+        llm: LLM | None = None,
+    ) -> None:
         self.workspace = workspace
         self.settings = settings or workspace.settings
         self._index = index
@@ -149,12 +169,21 @@ class RagService:
                 except InvalidInputError as exc:
                     errors.append(exc)
             else:
-                raise InvalidInputError(f"The path {raw!r} is outside the folders documents may be ingested from",
-                                        hint=f"use a path under {', '.join(map(str, roots))} (AIW_RAG__ALLOWED_ROOTS)")
+                raise InvalidInputError(
+                    f"The path {raw!r} is outside the folders documents may be ingested from",
+                    hint=f"use a path under {', '.join(map(str, roots))} (AIW_RAG__ALLOWED_ROOTS)",
+                )
         return out
 
-    def ingest(self, paths: Sequence[str | os.PathLike[str]], *, collection: str | None = None, actor: str = "system",
-               progress: Progress | None = None, confined: bool = False) -> IngestReport:
+    def ingest(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        collection: str | None = None,
+        actor: str = "system",
+        progress: Progress | None = None,
+        confined: bool = False,
+    ) -> IngestReport:
         """Ingest files and folders incrementally (audited as ``rag.ingest``).
 
         Args:
@@ -168,20 +197,34 @@ class RagService:
         items: list[str] = self._confine([str(p) for p in paths]) if confined else [str(p) for p in paths]
         discover(items)  # refuse bad paths before loading the model
         s = self.settings.rag
-        return ingest(items, collection=name, index=self.index, embedder=self.embedder,
-                      chunker=Chunker(s.chunk_tokens, min(s.chunk_overlap, s.chunk_tokens // 2)),
-                      progress=progress, actor=actor,
-                      audit=self.workspace.audit, default_access_tags=s.default_access_tags)
+        return ingest(
+            items,
+            collection=name,
+            index=self.index,
+            embedder=self.embedder,
+            chunker=Chunker(s.chunk_tokens, min(s.chunk_overlap, s.chunk_tokens // 2)),
+            progress=progress,
+            actor=actor,
+            audit=self.workspace.audit,
+            default_access_tags=s.default_access_tags,
+        )
 
     # -- questions -----------------------------------------------------------------------------
-    def _retrieve(self, question: str, collection: str | None, top_k: int | None, filters: Filters | None,
-                  role: str | None, history: Sequence[Message], mode: Mode) -> tuple[str, Retrieval]:
+    def _retrieve(
+        self,
+        question: str,
+        collection: str | None,
+        top_k: int | None,
+        filters: Filters | None,
+        role: str | None,
+        history: Sequence[Message],
+        mode: Mode,
+    ) -> tuple[str, Retrieval]:
         name = self._collection(collection)
         if history:  # check before spending a model call on condensing
             self._require_documents(name)
         query = condense(history, question, self.llm) if history else question.strip()
-        retrieval = self.retriever.retrieve(query, collection=name, top_k=top_k, mode=mode, filters=filters,
-                                            role=role)
+        retrieval = self.retriever.retrieve(query, collection=name, top_k=top_k, mode=mode, filters=filters, role=role)
         if not history and not retrieval.chunks:
             # Counting is a round trip to the index: only an empty retrieval needs to tell
             # "nothing this role may see matched" from "nothing there".
@@ -190,12 +233,22 @@ class RagService:
 
     def _require_documents(self, name: str) -> None:
         if self.index.count(name) == 0:
-            raise NotFoundError(f"The collection {name!r} holds no documents",
-                                hint=f"ingest some first: aiw rag ingest PATH --collection {name}")
+            raise NotFoundError(
+                f"The collection {name!r} holds no documents",
+                hint=f"ingest some first: aiw rag ingest PATH --collection {name}",
+            )
 
-    def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None,
-            filters: Filters | None = None, role: str | None = None, history: Sequence[Message] = (),
-            mode: Mode = "hybrid") -> AskResult:
+    def ask(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        role: str | None = None,
+        history: Sequence[Message] = (),
+        mode: Mode = "hybrid",
+    ) -> AskResult:
         """Answer ``question`` from ``collection`` with citations.
 
         Args:
@@ -214,9 +267,17 @@ class RagService:
         answer = Answerer(self.llm, self.settings.rag).answer(question, retrieval, history)
         return AskResult(answer, retrieval)
 
-    def ask_stream(self, question: str, *, collection: str | None = None, top_k: int | None = None,
-                   filters: Filters | None = None, role: str | None = None, history: Sequence[Message] = (),
-                   mode: Mode = "hybrid") -> Iterator[str | AskResult]:
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        role: str | None = None,
+        history: Sequence[Message] = (),
+        mode: Mode = "hybrid",
+    ) -> Iterator[str | AskResult]:
         """Like :meth:`ask`, yielding the answer's text in pieces and the :class:`AskResult` last.
 
         Retrieval happens before the first piece, so errors (empty collection, bad input) raise
@@ -233,16 +294,31 @@ class RagService:
     # -- inventory and evaluation ------------------------------------------------------------------
     def collections(self) -> list[dict[str, Any]]:
         """Every collection with its document and chunk counts."""
-        return [{"collection": name, "documents": len(self.index.documents(name)), "chunks": self.index.count(name)}
-                for name in self.index.collections()]
+        return [
+            {"collection": name, "documents": len(self.index.documents(name)), "chunks": self.index.count(name)}
+            for name in self.index.collections()
+        ]
 
-    def eval(self, path: str | os.PathLike[str], *, limit: int | None = None, collection: str | None = None,
-             progress: Progress | None = None) -> EvalReport:
+    def eval(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        limit: int | None = None,
+        collection: str | None = None,
+        progress: Progress | None = None,
+    ) -> EvalReport:
         """Evaluate retrieval on a BEIR folder (BM25, vector and hybrid); see :mod:`aiw.rag.evaluation`."""
         from aiw.rag.evaluation import evaluate, load_beir
 
         dataset = load_beir(Path(path))
         s = self.settings.rag
-        return evaluate(dataset, index=self.index, embedder=self.embedder, settings=s, collection=collection,
-                        limit=limit, chunker=Chunker(s.chunk_tokens, min(s.chunk_overlap, s.chunk_tokens // 2)),
-                        progress=progress)
+        return evaluate(
+            dataset,
+            index=self.index,
+            embedder=self.embedder,
+            settings=s,
+            collection=collection,
+            limit=limit,
+            chunker=Chunker(s.chunk_tokens, min(s.chunk_overlap, s.chunk_tokens // 2)),
+            progress=progress,
+        )

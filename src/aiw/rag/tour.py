@@ -43,9 +43,11 @@ def tour_step(ctx: TourContext) -> None:
     service = RagService(ctx.workspace, ctx.settings)
     collection = ctx.settings.rag.collection
     first = service.ingest([folder], collection=collection, actor="tour")
-    console.print(f"  ingested {len(first.added) + len(first.updated)} documents into [bold]{collection}[/] "
-                  f"({first.chunks_written} chunks, {first.seconds:.1f} s; {first.unchanged} already indexed "
-                  f"and unchanged)")
+    console.print(
+        f"  ingested {len(first.added) + len(first.updated)} documents into [bold]{collection}[/] "
+        f"({first.chunks_written} chunks, {first.seconds:.1f} s; {first.unchanged} already indexed "
+        f"and unchanged)"
+    )
     answers = []
     for question in QUESTIONS:
         result = service.ask(question, collection=collection, role="analyst")
@@ -57,15 +59,19 @@ def tour_step(ctx: TourContext) -> None:
     edited = folder / _EDITED
     if edited.exists():
         text = edited.read_text(encoding="utf-8")
-        note = ("\n\n## Does the policy cover garden sheds?\n\nYes. Sheds, greenhouses and garden furniture are "
-                "covered under buildings cover up to €5,000 per claim, subject to the standard deductible.\n")
+        note = (
+            "\n\n## Does the policy cover garden sheds?\n\nYes. Sheds, greenhouses and garden furniture are "
+            "covered under buildings cover up to €5,000 per claim, subject to the standard deductible.\n"
+        )
         if note not in text:
             edited.write_text(text + note, encoding="utf-8")
         second = service.ingest([folder], collection=collection, actor="tour")
         touched = [Path(p).name for p in second.touched]
-        console.print(f"\n  edited {_EDITED} and re-ingested: touched {touched or 'nothing'}, "
-                      f"{second.unchanged} unchanged, {second.chunks_written} chunks re-embedded "
-                      f"in {second.seconds:.1f} s")
+        console.print(
+            f"\n  edited {_EDITED} and re-ingested: touched {touched or 'nothing'}, "
+            f"{second.unchanged} unchanged, {second.chunks_written} chunks re-embedded "
+            f"in {second.seconds:.1f} s"
+        )
         ctx.facts["rag_reingest_touched"] = touched
     ctx.facts["rag_answers"] = [a.as_dict() for a in answers]
     ctx.facts["rag_collection"] = collection

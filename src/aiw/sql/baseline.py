@@ -84,16 +84,21 @@ class Leaderboard:
         """One row per model: model, the metrics, run_id."""
         import pandas as pd
 
-        return pd.DataFrame([{"model": r.model, **{k: round(v, 4) for k, v in r.metrics.items()}, "run_id": r.run_id}
-                             for r in self.results])
+        return pd.DataFrame(
+            [
+                {"model": r.model, **{k: round(v, 4) for k, v in r.metrics.items()}, "run_id": r.run_id}
+                for r in self.results
+            ]
+        )
 
 
 def _quote(name: str) -> str:
     return ".".join('"' + p.replace('"', '""') + '"' for p in name.split("."))
 
 
-def select_features(frame: pd.DataFrame, target: str, exclude: tuple[str, ...] = ()
-                    ) -> tuple[pd.DataFrame, list[str], list[str], dict[str, str]]:
+def select_features(
+    frame: pd.DataFrame, target: str, exclude: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, list[str], list[str], dict[str, str]]:
     """Usable features of ``frame``: (features frame, numeric columns, categorical columns, dropped).
 
     Dropped, with the reason: the target and ``exclude``; identifiers (``id``/``*_id`` or a unique
@@ -182,22 +187,25 @@ def _models(task: str, names: tuple[str, ...], seed: int) -> dict[str, Any]:
         factories: dict[str, Any] = {
             "dummy": lambda: DummyClassifier(strategy="prior"),
             "logistic_regression": lambda: LogisticRegression(max_iter=2000, class_weight="balanced"),
-            "random_forest": lambda: RandomForestClassifier(n_estimators=200, min_samples_leaf=2, n_jobs=1,
-                                                            class_weight="balanced_subsample", random_state=seed),
+            "random_forest": lambda: RandomForestClassifier(
+                n_estimators=200, min_samples_leaf=2, n_jobs=1, class_weight="balanced_subsample", random_state=seed
+            ),
             "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(random_state=seed),
         }
     else:
         factories = {
             "dummy": lambda: DummyRegressor(strategy="mean"),
             "ridge": lambda: Ridge(alpha=1.0),
-            "random_forest": lambda: RandomForestRegressor(n_estimators=200, min_samples_leaf=2, n_jobs=1,
-                                                           random_state=seed),
+            "random_forest": lambda: RandomForestRegressor(
+                n_estimators=200, min_samples_leaf=2, n_jobs=1, random_state=seed
+            ),
             "hist_gradient_boosting": lambda: HistGradientBoostingRegressor(random_state=seed),
         }
     unknown = [n for n in names if n not in factories]
     if unknown:
-        raise InvalidInputError(f"Unknown {task} models: {', '.join(unknown)}",
-                                hint=f"choose from {', '.join(factories)}")
+        raise InvalidInputError(
+            f"Unknown {task} models: {', '.join(unknown)}", hint=f"choose from {', '.join(factories)}"
+        )
     return {n: factories[n]() for n in names}
 
 
@@ -207,13 +215,30 @@ def _pipeline(model: Any, numeric: list[str], categorical: list[str]) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    pre = ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
-        ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                          ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
-                                                   max_categories=_MAX_CATEGORIES, sparse_output=False))]),
-         categorical),
-    ], remainder="drop")
+    pre = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                handle_unknown="infrequent_if_exist",
+                                min_frequency=5,
+                                max_categories=_MAX_CATEGORIES,
+                                sparse_output=False,
+                            ),
+                        ),
+                    ]
+                ),
+                categorical,
+            ),
+        ],
+        remainder="drop",
+    )
     return Pipeline([("pre", pre), ("model", model)])
 
 
@@ -227,9 +252,18 @@ def _experiment(client: Any, workspace: Workspace, name: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def baseline(workspace: Workspace, table: str, target: str, *, folds: int = 5, models: list[str] | None = None,
-             exclude: list[str] | None = None, max_rows: int = 50_000, seed: int = 42,
-             actor: str = "system") -> Leaderboard:
+def baseline(
+    workspace: Workspace,
+    table: str,
+    target: str,
+    *,
+    folds: int = 5,
+    models: list[str] | None = None,
+    exclude: list[str] | None = None,
+    max_rows: int = 50_000,
+    seed: int = 42,
+    actor: str = "system",
+) -> Leaderboard:
     """Cross-validate several scikit-learn models predicting ``target`` from ``table``'s other columns.
 
     Args:
@@ -256,16 +290,18 @@ def baseline(workspace: Workspace, table: str, target: str, *, folds: int = 5, m
     from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 
     if not isinstance(table, str) or not _NAME.match(table):
-        raise InvalidInputError(f"The 'table' parameter must be a table name like claims or pg.public.claims. "
-                                f"Got {table!r} instead.")
+        raise InvalidInputError(
+            f"The 'table' parameter must be a table name like claims or pg.public.claims. Got {table!r} instead."
+        )
     if not isinstance(folds, int) or isinstance(folds, bool) or not 2 <= folds <= 20:
         raise InvalidInputError(f"The 'folds' parameter must be an integer in [2, 20]. Got {folds!r} instead.")
     if not isinstance(max_rows, int) or max_rows < 20:
         raise InvalidInputError(f"The 'max_rows' parameter must be an integer >= 20. Got {max_rows!r} instead.")
     frame = _read(workspace, table, max_rows, seed)
     if target not in frame.columns:
-        raise InvalidInputError(f"The target {target!r} is not a column of {table}",
-                                hint=f"columns: {', '.join(map(str, frame.columns))}")
+        raise InvalidInputError(
+            f"The target {target!r} is not a column of {table}", hint=f"columns: {', '.join(map(str, frame.columns))}"
+        )
     missing = [c for c in (exclude or []) if c not in frame.columns]
     if missing:
         raise InvalidInputError(f"Columns to exclude not in {table}: {', '.join(missing)}")
@@ -282,11 +318,16 @@ def baseline(workspace: Workspace, table: str, target: str, *, folds: int = 5, m
         if len(counts) < 2:
             raise InvalidInputError(f"The target {target!r} has a single class", hint="choose another target")
         if counts.min() < folds:
-            raise InvalidInputError(f"The rarest class of {target!r} has {counts.min()} rows, fewer than {folds} folds",
-                                    hint="use fewer folds")
+            raise InvalidInputError(
+                f"The rarest class of {target!r} has {counts.min()} rows, fewer than {folds} folds",
+                hint="use fewer folds",
+            )
         binary = len(counts) == 2
-        scoring = {"auc": "roc_auc" if binary else "roc_auc_ovr_weighted", "accuracy": "accuracy",
-                   "f1": "f1" if binary else "f1_macro"}
+        scoring = {
+            "auc": "roc_auc" if binary else "roc_auc_ovr_weighted",
+            "accuracy": "accuracy",
+            "f1": "f1" if binary else "f1_macro",
+        }
         if binary and not pd.api.types.is_integer_dtype(y):
             # f1 needs to know the positive class: the rarer one.
             y = (y == counts.index[-1]).astype(int)
@@ -300,8 +341,7 @@ def baseline(workspace: Workspace, table: str, target: str, *, folds: int = 5, m
         metric, names = "r2", tuple(models or REGRESSORS)
     features, numeric, categorical, dropped = select_features(frame, target, tuple(exclude or ()))
     if not numeric and not categorical:
-        raise InvalidInputError(f"No usable feature columns in {table} besides {target!r}",
-                                hint=f"dropped: {dropped}")
+        raise InvalidInputError(f"No usable feature columns in {table} besides {target!r}", hint=f"dropped: {dropped}")
     candidates = _models(task, names, seed)
 
     client = mlflow.MlflowClient(tracking_uri=workspace.tracking_uri)
@@ -310,8 +350,9 @@ def baseline(workspace: Workspace, table: str, target: str, *, folds: int = 5, m
     results: list[BaselineResult] = []
     for name, model in candidates.items():
         started = time.perf_counter()
-        scores = cross_validate(_pipeline(model, numeric, categorical), features, y, cv=cv, scoring=scoring,
-                                n_jobs=1, error_score="raise")
+        scores = cross_validate(
+            _pipeline(model, numeric, categorical), features, y, cv=cv, scoring=scoring, n_jobs=1, error_score="raise"
+        )
         means, stds = {}, {}
         for key in scoring:
             values = np.asarray(scores[f"test_{key}"], dtype=float)
@@ -320,28 +361,62 @@ def baseline(workspace: Workspace, table: str, target: str, *, folds: int = 5, m
             means[key], stds[key] = float(values.mean()), float(values.std())
         means["fit_time_s"] = float(np.mean(scores["fit_time"]))
         run = client.create_run(experiment_id, run_name=name, tags={"aiw.kind": "baseline", "aiw.actor": actor})
-        params = {"model": name, "table": table, "target": target, "task": task, "folds": folds,
-                  "rows": len(frame), "n_numeric": len(numeric), "n_categorical": len(categorical), "seed": seed,
-                  **{f"model.{k}": v for k, v in model.get_params().items()
-                     if isinstance(v, int | float | str | bool) and v is not None}}
+        params = {
+            "model": name,
+            "table": table,
+            "target": target,
+            "task": task,
+            "folds": folds,
+            "rows": len(frame),
+            "n_numeric": len(numeric),
+            "n_categorical": len(categorical),
+            "seed": seed,
+            **{
+                f"model.{k}": v
+                for k, v in model.get_params().items()
+                if isinstance(v, int | float | str | bool) and v is not None
+            },
+        }
         from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
-        client.log_batch(run.info.run_id,
-                         metrics=[Metric(k, v, now, 0) for k, v in means.items()]
-                         + [Metric(f"{k}_std", v, now, 0) for k, v in stds.items()],
-                         params=[Param(k, str(v)[:500]) for k, v in params.items()])
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in means.items()]
+            + [Metric(f"{k}_std", v, now, 0) for k, v in stds.items()],
+            params=[Param(k, str(v)[:500]) for k, v in params.items()],
+        )
         client.set_terminated(run.info.run_id, "FINISHED")
         results.append(BaselineResult(name, means, stds, run.info.run_id))
         log.info("baseline %s on %s: %s in %.1f s", name, table, means, time.perf_counter() - started)
     results.sort(key=lambda r: r.metrics[metric], reverse=True)
-    board = Leaderboard(table=table, target=target, task=task, metric=metric, results=results,
-                        features=[*numeric, *categorical], dropped=dropped, rows=len(frame), folds=folds,
-                        experiment_id=experiment_id, notes=notes)
-    workspace.audit.append(actor, "insights.baseline", f"table:{table}", "success",
-                           {"target": target, "task": task, "experiment": experiment, "best": board.best.model,
-                            metric: round(board.best.metrics[metric], 4),
-                            "runs": [r.run_id for r in results]})
+    board = Leaderboard(
+        table=table,
+        target=target,
+        task=task,
+        metric=metric,
+        results=results,
+        features=[*numeric, *categorical],
+        dropped=dropped,
+        rows=len(frame),
+        folds=folds,
+        experiment_id=experiment_id,
+        notes=notes,
+    )
+    workspace.audit.append(
+        actor,
+        "insights.baseline",
+        f"table:{table}",
+        "success",
+        {
+            "target": target,
+            "task": task,
+            "experiment": experiment,
+            "best": board.best.model,
+            metric: round(board.best.metrics[metric], 4),
+            "runs": [r.run_id for r in results],
+        },
+    )
     return board
 
 
@@ -353,7 +428,9 @@ def _read(workspace: Workspace, table: str, max_rows: int, seed: int) -> pd.Data
     if not result.truncated:
         return result.table.to_pandas()
     # Larger than max_rows: a seeded sample of row numbers keeps the draw reproducible.
-    sql = (f"SELECT * EXCLUDE (__aiw_rn) FROM (SELECT *, row_number() OVER () AS __aiw_rn FROM {_quote(table)}) "
-           f"WHERE hash(__aiw_rn + {int(seed)}) % 1000003 < "
-           f"1000003 * {max_rows} / (SELECT count(*) FROM {_quote(table)})")
+    sql = (
+        f"SELECT * EXCLUDE (__aiw_rn) FROM (SELECT *, row_number() OVER () AS __aiw_rn FROM {_quote(table)}) "
+        f"WHERE hash(__aiw_rn + {int(seed)}) % 1000003 < "
+        f"1000003 * {max_rows} / (SELECT count(*) FROM {_quote(table)})"
+    )
     return run_query(workspace, sql, row_limit=max_rows).table.to_pandas()

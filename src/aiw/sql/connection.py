@@ -87,8 +87,10 @@ def postgres_extension_path() -> Path:
     found = sorted(p for root in roots for p in root.rglob("postgres_scanner.duckdb_extension"))
     matching = [p for p in found if version in p.parts] or found
     if not matching:
-        raise ConfigError("The DuckDB postgres extension is not installed",
-                          hint=f"pip install 'duckdb-ext-postgres=={duckdb.__version__}.*'")
+        raise ConfigError(
+            "The DuckDB postgres extension is not installed",
+            hint=f"pip install 'duckdb-ext-postgres=={duckdb.__version__}.*'",
+        )
     return matching[0]
 
 
@@ -109,9 +111,10 @@ def postgres_conninfo(url: str) -> tuple[str, str]:
     parsed = urlparse(url)
     scheme = parsed.scheme.split("+")[0]
     if scheme not in {"postgresql", "postgres"}:
-        raise ConfigError("AIW_WAREHOUSE__URL must be a postgresql:// URL (or empty for DuckDB); "
-                          f"got scheme {scheme!r}",
-                          hint="e.g. postgresql://user@host:5432/dbname")
+        raise ConfigError(
+            f"AIW_WAREHOUSE__URL must be a postgresql:// URL (or empty for DuckDB); got scheme {scheme!r}",
+            hint="e.g. postgresql://user@host:5432/dbname",
+        )
     parts: dict[str, str] = {}
     if parsed.hostname:
         parts["host"] = unquote(parsed.hostname)
@@ -150,15 +153,19 @@ def attach_postgres(conn: Any, url: str) -> None:
     try:
         conn.execute(f"LOAD {_sql_literal(str(postgres_extension_path()))}")
         conn.execute(f"ATTACH IF NOT EXISTS {_sql_literal(conninfo)} AS {PG_CATALOG} (TYPE postgres, READ_ONLY)")
-        read_only = bool(conn.execute(
-            "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0])
+        read_only = bool(
+            conn.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[
+                0
+            ]
+        )
         local = conn.execute("SELECT current_database()").fetchone()[0]
     except duckdb.IOException as exc:
-        raise TransientBackendError(f"Cannot attach the PostgreSQL warehouse: {exc}",
-                                    hint="check AIW_WAREHOUSE__URL and that PostgreSQL answers") from exc
+        raise TransientBackendError(
+            f"Cannot attach the PostgreSQL warehouse: {exc}",
+            hint="check AIW_WAREHOUSE__URL and that PostgreSQL answers",
+        ) from exc
     except duckdb.Error as exc:
-        raise ConfigError(f"Cannot attach the PostgreSQL warehouse: {exc}",
-                          hint="check AIW_WAREHOUSE__URL") from exc
+        raise ConfigError(f"Cannot attach the PostgreSQL warehouse: {exc}", hint="check AIW_WAREHOUSE__URL") from exc
     pg_path = f"{_ident(PG_CATALOG)}.{_ident(schema)}"
     local_path = f"{_ident(local)}.main"
     order = [pg_path, local_path] if read_only else [local_path, pg_path]

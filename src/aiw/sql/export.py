@@ -31,8 +31,9 @@ def format_for(path: Path, explicit: str | None) -> Format:
     if fmt == "jsonl":
         fmt = "json"
     if fmt not in FORMATS:
-        raise InvalidInputError(f"Cannot tell the output format of {path.name!r}",
-                                hint=f"pass --format with one of {', '.join(FORMATS)}")
+        raise InvalidInputError(
+            f"Cannot tell the output format of {path.name!r}", hint=f"pass --format with one of {', '.join(FORMATS)}"
+        )
     return fmt  # type: ignore[return-value]
 
 
@@ -49,8 +50,14 @@ def to_bytes(table: pa.Table, fmt: Format) -> bytes:
         return buf.getvalue()
     if fmt == "json":
         names = table.column_names
-        rows = [dict(zip(names, (jsonable(v) for v in row), strict=True))
-                for row in zip(*(c.to_pylist() for c in table.columns), strict=True)] if names else []
+        rows = (
+            [
+                dict(zip(names, (jsonable(v) for v in row), strict=True))
+                for row in zip(*(c.to_pylist() for c in table.columns), strict=True)
+            ]
+            if names
+            else []
+        )
         return (json.dumps(rows, ensure_ascii=False, indent=None) + "\n").encode()
     if fmt == "parquet":
         buf = io.BytesIO()

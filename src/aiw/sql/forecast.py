@@ -76,8 +76,7 @@ __all__ = [
 FORECAST_COLUMNS = ["series", "ts", "forecast", "lower", "upper", "model"]
 """Columns of :func:`forecast` (and of SQL ``ai_forecast``)."""
 
-ANOMALY_COLUMNS = ["series", "ts", "y", "forecast", "lower", "upper", "is_anomaly", "percentile", "distance",
-                   "model"]
+ANOMALY_COLUMNS = ["series", "ts", "y", "forecast", "lower", "upper", "is_anomaly", "percentile", "distance", "model"]
 """Columns of :func:`detect_anomalies` (and of SQL ``ai_detect_anomalies``): Snowflake's shape."""
 
 MIN_POINTS = 12
@@ -89,9 +88,14 @@ _SINGLE = "all"  # the series name when no series column is given
 _NS_HOUR = 3_600 * 10**9
 _NS_DAY = 24 * _NS_HOUR
 # (step in ns, season length, name) for evenly spaced clocks; months are handled apart.
-_FIXED_STEPS = [(60 * 10**9, 60, "minutely"), (15 * 60 * 10**9, 96, "15-minutely"),
-                (30 * 60 * 10**9, 48, "half-hourly"), (_NS_HOUR, 24, "hourly"), (_NS_DAY, 7, "daily"),
-                (7 * _NS_DAY, 52, "weekly")]
+_FIXED_STEPS = [
+    (60 * 10**9, 60, "minutely"),
+    (15 * 60 * 10**9, 96, "15-minutely"),
+    (30 * 60 * 10**9, 48, "half-hourly"),
+    (_NS_HOUR, 24, "hourly"),
+    (_NS_DAY, 7, "daily"),
+    (7 * _NS_DAY, 52, "weekly"),
+]
 _MONTH_STEPS = {1: (12, "monthly"), 3: (4, "quarterly"), 12: (1, "yearly")}
 _MAX_ETS_SEASON = 24  # statsforecast's ETS supports seasons up to 24
 _MAX_AUTO_ETS_SEASON = 12
@@ -131,8 +135,9 @@ class _Step:
 
         if self.months:
             base = pd.Timestamp(origin)
-            return np.array([(base + pd.DateOffset(months=int(i) * self.months)).to_datetime64() for i in k],
-                            dtype="datetime64[ns]")
+            return np.array(
+                [(base + pd.DateOffset(months=int(i) * self.months)).to_datetime64() for i in k], dtype="datetime64[ns]"
+            )
         return origin.astype("datetime64[ns]") + (k.astype(np.int64) * self.ns).astype("timedelta64[ns]")
 
 
@@ -194,7 +199,8 @@ def _prepare(key: Any, ts: np.ndarray, y: np.ndarray, fill: str, method: str = "
         dup = ts[1:][np.diff(ts.astype(np.int64)) == 0][0]
         raise InvalidInputError(
             f"Series {key!r} has more than one value at {np.datetime_as_string(dup, unit='s')}",
-            hint="aggregate to one row per timestamp (and series) first, e.g. GROUP BY the day")
+            hint="aggregate to one row per timestamp (and series) first, e.g. GROUP BY the day",
+        )
     step = _infer_step(ts)
     notes: list[str] = []
     if fill == "none" or step.name == "irregular":
@@ -207,7 +213,8 @@ def _prepare(key: Any, ts: np.ndarray, y: np.ndarray, fill: str, method: str = "
         if size > max(20 * len(ts), 100_000):
             raise InvalidInputError(
                 f"Series {key!r} spans {size} {step.name} steps but has {len(ts)} points",
-                hint="aggregate the timestamps to a coarser grain, or pass fill='none'")
+                hint="aggregate the timestamps to a coarser grain, or pass fill='none'",
+            )
         grid_ts = step.at(ts[0], np.arange(size))
         grid_y = np.full(size, np.nan)
         grid_y[pos] = y
@@ -229,8 +236,10 @@ def _prepare(key: Any, ts: np.ndarray, y: np.ndarray, fill: str, method: str = "
     season = step.season
     if season > 1 and n < 2 * season + 1:
         if n >= MIN_POINTS:
-            notes.append(f"series {key!r}: {n} {step.name} points are too few for a season of {season}; "
-                         "fitted without seasonality")
+            notes.append(
+                f"series {key!r}: {n} {step.name} points are too few for a season of {season}; "
+                "fitted without seasonality"
+            )
         season = 1
     if n < 2:
         model = "Constant"
@@ -320,14 +329,26 @@ def _forecast_series(series: Sequence[_Series], horizon: int, level: float, n_jo
             mean = part[col].to_numpy(dtype=float)
             lower = part[lo_col].to_numpy(dtype=float) if lo_col in part else np.full(horizon, np.nan)
             upper = part[hi_col].to_numpy(dtype=float) if hi_col in part else np.full(horizon, np.nan)
-            out[int(i)] = pd.DataFrame({"ts": s.step.at(s.ts[-1], np.arange(1, horizon + 1)), "forecast": mean,
-                                        "lower": np.minimum(lower, mean), "upper": np.maximum(upper, mean),
-                                        "model": s.model})
+            out[int(i)] = pd.DataFrame(
+                {
+                    "ts": s.step.at(s.ts[-1], np.arange(1, horizon + 1)),
+                    "forecast": mean,
+                    "lower": np.minimum(lower, mean),
+                    "upper": np.maximum(upper, mean),
+                    "model": s.model,
+                }
+            )
     for i, s in enumerate(series):
         if out[i] is None:  # a single point: repeat it
-            out[i] = pd.DataFrame({"ts": s.step.at(s.ts[-1], np.arange(1, horizon + 1)),
-                                   "forecast": np.full(horizon, s.y[-1]), "lower": np.nan, "upper": np.nan,
-                                   "model": s.model})
+            out[i] = pd.DataFrame(
+                {
+                    "ts": s.step.at(s.ts[-1], np.arange(1, horizon + 1)),
+                    "forecast": np.full(horizon, s.y[-1]),
+                    "lower": np.nan,
+                    "upper": np.nan,
+                    "model": s.model,
+                }
+            )
     return [o for o in out if o is not None]
 
 
@@ -346,8 +367,9 @@ def _sigma(resid: np.ndarray) -> float:
     return sigma if sigma > 0 else 1e-9
 
 
-def _fitted(series: Sequence[_Series], idx: Sequence[int], values: dict[int, np.ndarray],
-            n_jobs: int) -> dict[int, np.ndarray]:
+def _fitted(
+    series: Sequence[_Series], idx: Sequence[int], values: dict[int, np.ndarray], n_jobs: int
+) -> dict[int, np.ndarray]:
     """In-sample one-step-ahead forecasts of the given values, per series index."""
     import numpy as np
 
@@ -372,8 +394,12 @@ def _is_counts(y: np.ndarray) -> bool:
     import numpy as np
 
     finite = y[np.isfinite(y)]
-    return bool(len(finite)) and bool((finite >= 0).all()) and bool((finite == np.round(finite)).all()) \
+    return (
+        bool(len(finite))
+        and bool((finite >= 0).all())
+        and bool((finite == np.round(finite)).all())
         and float(finite.max()) > 0
+    )
 
 
 def _anscombe(y: np.ndarray) -> np.ndarray:
@@ -425,9 +451,19 @@ def _anomaly_series(series: Sequence[_Series], level: float, n_jobs: int) -> lis
         lower, upper = f - z * sigma, f + z * sigma
         if counts[i]:
             f, lower, upper = _anscombe_inverse(f), _anscombe_inverse(lower), _anscombe_inverse(upper)
-        frame = pd.DataFrame({"ts": s.ts, "y": s.y, "forecast": f, "lower": lower, "upper": upper,
-                              "is_anomaly": np.isfinite(dist) & (np.abs(dist) > z),
-                              "percentile": ndtr(dist), "distance": dist, "model": s.model})
+        frame = pd.DataFrame(
+            {
+                "ts": s.ts,
+                "y": s.y,
+                "forecast": f,
+                "lower": lower,
+                "upper": upper,
+                "is_anomaly": np.isfinite(dist) & (np.abs(dist) > z),
+                "percentile": ndtr(dist),
+                "distance": dist,
+                "model": s.model,
+            }
+        )
         out.append(frame[s.observed].reset_index(drop=True))
     return out
 
@@ -444,19 +480,20 @@ def _to_pandas(data: Any) -> pd.DataFrame:
             frame = fn()
             if isinstance(frame, pd.DataFrame):
                 return frame
-    raise InvalidInputError("Expected a pandas DataFrame, a pyarrow Table or a DuckDB relation; "
-                            f"got {type(data).__name__}")
+    raise InvalidInputError(
+        f"Expected a pandas DataFrame, a pyarrow Table or a DuckDB relation; got {type(data).__name__}"
+    )
 
 
 def _check_method(method: str) -> str:
     if method not in _METHODS:
-        raise InvalidInputError(f"The 'method' parameter must be one of {', '.join(_METHODS)}. "
-                                f"Got {method!r} instead.")
+        raise InvalidInputError(f"The 'method' parameter must be one of {', '.join(_METHODS)}. Got {method!r} instead.")
     return method
 
 
-def _split(data: Any, timestamp_col: str, value_col: str, series_col: str | None, fill: str,
-           method: str) -> list[_Series]:
+def _split(
+    data: Any, timestamp_col: str, value_col: str, series_col: str | None, fill: str, method: str
+) -> list[_Series]:
     import pandas as pd
 
     if fill not in _FILLS:
@@ -465,14 +502,18 @@ def _split(data: Any, timestamp_col: str, value_col: str, series_col: str | None
     frame = _to_pandas(data)
     for name, col in (("timestamp_col", timestamp_col), ("value_col", value_col), ("series_col", series_col)):
         if col is not None and col not in frame.columns:
-            raise InvalidInputError(f"The '{name}' column {col!r} is not in the data; "
-                                    f"it has {', '.join(map(str, frame.columns))}")
+            raise InvalidInputError(
+                f"The '{name}' column {col!r} is not in the data; it has {', '.join(map(str, frame.columns))}"
+            )
     ts = pd.to_datetime(frame[timestamp_col], utc=False, errors="coerce")
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     values = pd.to_numeric(frame[value_col], errors="coerce")
-    keys = (frame[series_col].astype("string").fillna("(null)") if series_col
-            else pd.Series(_SINGLE, index=frame.index, dtype="string"))
+    keys = (
+        frame[series_col].astype("string").fillna("(null)")
+        if series_col
+        else pd.Series(_SINGLE, index=frame.index, dtype="string")
+    )
     ts_all = ts.to_numpy(dtype="datetime64[ns]")
     y_all = values.to_numpy(dtype=float, na_value=float("nan"))
     out = []
@@ -492,9 +533,18 @@ def _notes(series: Sequence[_Series], frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def forecast(data: Any, timestamp_col: str, value_col: str, series_col: str | None = None, *,
-             horizon: int = 30, level: float = 95.0, fill: Fill = "interpolate", method: Method = "auto",
-             n_jobs: int = 1) -> pd.DataFrame:
+def forecast(
+    data: Any,
+    timestamp_col: str,
+    value_col: str,
+    series_col: str | None = None,
+    *,
+    horizon: int = 30,
+    level: float = 95.0,
+    fill: Fill = "interpolate",
+    method: Method = "auto",
+    n_jobs: int = 1,
+) -> pd.DataFrame:
     """Forecast each series ``horizon`` steps ahead with a ``level``% prediction interval.
 
     Args:
@@ -526,13 +576,22 @@ def forecast(data: Any, timestamp_col: str, value_col: str, series_col: str | No
     series = _split(data, timestamp_col, value_col, series_col, fill, method)
     parts = _forecast_series(series, horizon, level, n_jobs)
     frames = [p.assign(series=s.key) for s, p in zip(series, parts, strict=True)]
-    result = (pd.concat(frames, ignore_index=True)[FORECAST_COLUMNS] if frames
-              else pd.DataFrame(columns=FORECAST_COLUMNS))
+    result = (
+        pd.concat(frames, ignore_index=True)[FORECAST_COLUMNS] if frames else pd.DataFrame(columns=FORECAST_COLUMNS)
+    )
     return _notes(series, result)
 
 
-def detect_anomalies(history: Any, timestamp_col: str, value_col: str, series_col: str | None = None, *,
-                     level: float = 99.0, fill: Fill = "interpolate", n_jobs: int = 1) -> pd.DataFrame:
+def detect_anomalies(
+    history: Any,
+    timestamp_col: str,
+    value_col: str,
+    series_col: str | None = None,
+    *,
+    level: float = 99.0,
+    fill: Fill = "interpolate",
+    n_jobs: int = 1,
+) -> pd.DataFrame:
     """Flag the observations that fall outside the ``level``% one-step-ahead prediction interval.
 
     Args:
@@ -555,8 +614,7 @@ def detect_anomalies(history: Any, timestamp_col: str, value_col: str, series_co
     series = _split(history, timestamp_col, value_col, series_col, fill, "ets")
     parts = _anomaly_series(series, level, n_jobs)
     frames = [p.assign(series=s.key) for s, p in zip(series, parts, strict=True)]
-    result = (pd.concat(frames, ignore_index=True)[ANOMALY_COLUMNS] if frames
-              else pd.DataFrame(columns=ANOMALY_COLUMNS))
+    result = pd.concat(frames, ignore_index=True)[ANOMALY_COLUMNS] if frames else pd.DataFrame(columns=ANOMALY_COLUMNS)
     return _notes(series, result)
 
 
@@ -575,14 +633,24 @@ def _source_sql(source: str) -> str:
     if _QUERY.match(source):
         return f"({source.strip().rstrip(';')})"
     if not _NAME.match(source):
-        raise InvalidInputError(f"{source!r} is neither a table name nor a SELECT query",
-                                hint="pass a name like claims or pg.public.claims, or a SELECT")
+        raise InvalidInputError(
+            f"{source!r} is neither a table name nor a SELECT query",
+            hint="pass a name like claims or pg.public.claims, or a SELECT",
+        )
     return ".".join(_quote(p) for p in source.split("."))
 
 
-def load_history(workspace: Workspace, source: str, timestamp_col: str, value_col: str | None = None,
-                 series_col: str | None = None, *, agg: str = "none", grain: str | None = None,
-                 row_limit: int = 2_000_000) -> pd.DataFrame:
+def load_history(
+    workspace: Workspace,
+    source: str,
+    timestamp_col: str,
+    value_col: str | None = None,
+    series_col: str | None = None,
+    *,
+    agg: str = "none",
+    grain: str | None = None,
+    row_limit: int = 2_000_000,
+) -> pd.DataFrame:
     """Read a history (``ts``, ``y`` and ``series`` columns) from the warehouse, read-only.
 
     Args:
@@ -626,18 +694,23 @@ def load_history(workspace: Workspace, source: str, timestamp_col: str, value_co
     sql += " ORDER BY ALL"
     result = run_query(workspace, sql, row_limit=row_limit)
     if result.truncated:
-        raise InvalidInputError(f"The history has more than {row_limit} rows",
-                                hint="aggregate it (agg/grain) or filter it first")
+        raise InvalidInputError(
+            f"The history has more than {row_limit} rows", hint="aggregate it (agg/grain) or filter it first"
+        )
     return result.table.to_pandas()
 
 
 # -- SQL ----------------------------------------------------------------------------------------
 _FC_TYPE = "STRUCT(ts TIMESTAMP, forecast DOUBLE, lower DOUBLE, upper DOUBLE, model VARCHAR)[]"
-_AN_TYPE = ("STRUCT(ts TIMESTAMP, y DOUBLE, forecast DOUBLE, lower DOUBLE, upper DOUBLE, is_anomaly BOOLEAN, "
-            "percentile DOUBLE, distance DOUBLE, model VARCHAR)[]")
+_AN_TYPE = (
+    "STRUCT(ts TIMESTAMP, y DOUBLE, forecast DOUBLE, lower DOUBLE, upper DOUBLE, is_anomaly BOOLEAN, "
+    "percentile DOUBLE, distance DOUBLE, model VARCHAR)[]"
+)
 
-_SOURCE = ("query(CASE WHEN regexp_matches(source, '^\\s*(select|with|from|values|\\()', 'i') "
-           "THEN source ELSE 'FROM ' || source END)")
+_SOURCE = (
+    "query(CASE WHEN regexp_matches(source, '^\\s*(select|with|from|values|\\()', 'i') "
+    "THEN source ELSE 'FROM ' || source END)"
+)
 _ROWS = f"""
     SELECT CAST(struct_extract(__aiw_row, ts_col) AS TIMESTAMP) AS ts,
            CAST(struct_extract(__aiw_row, value_col) AS DOUBLE) AS y,
@@ -672,8 +745,9 @@ _FC_FIELDS = ["ts", "forecast", "lower", "upper", "model"]
 _AN_FIELDS = ["ts", "y", "forecast", "lower", "upper", "is_anomaly", "percentile", "distance", "model"]
 
 
-def _udf_rows(ts_lists: Any, y_lists: Any, params: list[tuple[Any, ...]], fill_idx: int,
-              method_idx: int | None = None) -> dict[tuple[Any, ...], list[tuple[int, _Series]]]:
+def _udf_rows(
+    ts_lists: Any, y_lists: Any, params: list[tuple[Any, ...]], fill_idx: int, method_idx: int | None = None
+) -> dict[tuple[Any, ...], list[tuple[int, _Series]]]:
     """The rows of one UDF call (one series each), prepared and grouped by their parameters."""
 
     groups: dict[tuple[Any, ...], list[tuple[int, _Series]]] = defaultdict(list)
@@ -724,8 +798,7 @@ def _list_of_structs(n: int, parts: dict[int, pd.DataFrame], fields: list[str], 
 
 def _udf_forecast(ts_lists: Any, y_lists: Any, horizons: Any, levels: Any, fills: Any, methods: Any) -> Any:
     # Annotations are plain Any: DuckDB evaluates a UDF's annotations when binding it.
-    params = list(zip(horizons.to_pylist(), levels.to_pylist(), fills.to_pylist(), methods.to_pylist(),
-                      strict=True))
+    params = list(zip(horizons.to_pylist(), levels.to_pylist(), fills.to_pylist(), methods.to_pylist(), strict=True))
     parts: dict[int, pd.DataFrame] = {}
     for (horizon, level, _, _), members in _udf_rows(ts_lists, y_lists, params, 2, 3).items():
         if not 1 <= int(horizon) <= 10_000:
@@ -749,7 +822,7 @@ def _arrow_type(sqltype: Any) -> pa.DataType:
 
     text = str(sqltype)
     fields = []
-    inner = text[text.index("(") + 1:text.rindex(")")]
+    inner = text[text.index("(") + 1 : text.rindex(")")]
     mapping = {"TIMESTAMP": pa.timestamp("us"), "DOUBLE": pa.float64(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_()}
     for part in inner.split(","):
         name, typ = part.strip().split(" ", 1)
@@ -761,8 +834,13 @@ def register_forecast_functions(conn: Any) -> None:
     """Bind ``ai_forecast_series``/``ai_anomaly_series`` and the ``ai_forecast``/``ai_detect_anomalies`` macros."""
     from aiw.sql.functions import bind_udf
 
-    bind_udf(conn, "ai_forecast_series", _udf_forecast,
-             ["TIMESTAMP[]", "DOUBLE[]", "INTEGER", "DOUBLE", "VARCHAR", "VARCHAR"], _FC_TYPE)
+    bind_udf(
+        conn,
+        "ai_forecast_series",
+        _udf_forecast,
+        ["TIMESTAMP[]", "DOUBLE[]", "INTEGER", "DOUBLE", "VARCHAR", "VARCHAR"],
+        _FC_TYPE,
+    )
     bind_udf(conn, "ai_anomaly_series", _udf_anomalies, ["TIMESTAMP[]", "DOUBLE[]", "DOUBLE", "VARCHAR"], _AN_TYPE)
     for macro in _MACROS:
         conn.execute(macro)

@@ -67,12 +67,24 @@ log = logging.getLogger("aiw.sql.functions")
 
 T = TypeVar("T")
 
-LLM_HELP = ("set AIW_LLM__ADAPTER=openai with AIW_LLM__BASE_URL and AIW_LLM__MODEL (any OpenAI-compatible "
-            "endpoint), or AIW_LLM__ADAPTER=transformers with AIW_LLM__MODEL_PATH (a local causal LM)")
+LLM_HELP = (
+    "set AIW_LLM__ADAPTER=openai with AIW_LLM__BASE_URL and AIW_LLM__MODEL (any OpenAI-compatible "
+    "endpoint), or AIW_LLM__ADAPTER=transformers with AIW_LLM__MODEL_PATH (a local causal LM)"
+)
 """How to configure a generative LLM, quoted by every error that needs one."""
 
-FUNCTION_NAMES = ("ai_sentiment", "ai_classify", "ai_embed", "ai_similarity", "ai_summarize",
-                  "ai_extract_answer", "ai_redact", "ai_complete", "ai_filter", "ai_translate")
+FUNCTION_NAMES = (
+    "ai_sentiment",
+    "ai_classify",
+    "ai_embed",
+    "ai_similarity",
+    "ai_summarize",
+    "ai_extract_answer",
+    "ai_redact",
+    "ai_complete",
+    "ai_filter",
+    "ai_translate",
+)
 """The scalar functions bound into every warehouse connection."""
 
 _FATAL = (ConfigError, PolicyViolation)
@@ -105,8 +117,9 @@ class AIContext:
             ``None`` (384 for the bundled all-MiniLM-L6-v2).
     """
 
-    def __init__(self, embeddings: EmbeddingSettings, llm: LLMSettings, cache_dir: Path,
-                 dimension: int | None = None) -> None:
+    def __init__(
+        self, embeddings: EmbeddingSettings, llm: LLMSettings, cache_dir: Path, dimension: int | None = None
+    ) -> None:
         self._lock = threading.RLock()
         self._embedder: Any = None
         self._llm: Any = None
@@ -141,10 +154,13 @@ class AIContext:
                     except _FATAL as exc:
                         raise self.fatal(exc) from None
                     if int(emb.dimension) != self.dimension:
-                        raise self.fatal(ConfigError(
-                            f"The embedding model {emb.model_id} makes {emb.dimension}-wide vectors but "
-                            f"ai_embed was declared FLOAT[{self.dimension}]",
-                            hint="reopen the warehouse connection after changing AIW_EMBEDDINGS__MODEL_PATH"))
+                        raise self.fatal(
+                            ConfigError(
+                                f"The embedding model {emb.model_id} makes {emb.dimension}-wide vectors but "
+                                f"ai_embed was declared FLOAT[{self.dimension}]",
+                                hint="reopen the warehouse connection after changing AIW_EMBEDDINGS__MODEL_PATH",
+                            )
+                        )
                     self._embedder = emb
         return self._embedder
 
@@ -166,10 +182,13 @@ class AIContext:
         """The LLM, or a :class:`ConfigError` that says how to configure one."""
         llm = self.llm
         if not getattr(llm, "generative", False):
-            raise self.fatal(ConfigError(
-                f"{function} needs a generative LLM, but the configured LLM adapter "
-                f"({self.llm_settings.adapter!r}) only extracts sentences",
-                hint=LLM_HELP))
+            raise self.fatal(
+                ConfigError(
+                    f"{function} needs a generative LLM, but the configured LLM adapter "
+                    f"({self.llm_settings.adapter!r}) only extracts sentences",
+                    hint=LLM_HELP,
+                )
+            )
         return llm
 
     # -- warnings --------------------------------------------------------------------------
@@ -341,8 +360,12 @@ def _label_phrases(labels: Sequence[str | None], descriptions: Sequence[str | No
     return out
 
 
-def classify(ctx: AIContext, texts: Sequence[str | None], labels: Sequence[Sequence[str | None] | None],
-             descriptions: Sequence[Sequence[str | None] | None] | None = None) -> list[str | None]:
+def classify(
+    ctx: AIContext,
+    texts: Sequence[str | None],
+    labels: Sequence[Sequence[str | None] | None],
+    descriptions: Sequence[Sequence[str | None] | None] | None = None,
+) -> list[str | None]:
     """Zero-shot classification: per row, the label whose phrase is nearest the text's embedding.
 
     A label may read ``'label: description'`` (the description is embedded, the label returned),
@@ -406,8 +429,10 @@ def complete(ctx: AIContext, prompts: Sequence[str | None]) -> list[str | None]:
     return _llm_rows(ctx, "ai_complete", prompts, None)
 
 
-_FILTER_SYSTEM = ("You judge whether a text satisfies a condition. Reply with exactly one word: "
-                  "TRUE if it does, FALSE if it does not.")
+_FILTER_SYSTEM = (
+    "You judge whether a text satisfies a condition. Reply with exactly one word: "
+    "TRUE if it does, FALSE if it does not."
+)
 _TRUE = re.compile(r"^\W*(true|yes|y)\b", re.IGNORECASE)
 _FALSE = re.compile(r"^\W*(false|no|n)\b", re.IGNORECASE)
 
@@ -417,9 +442,10 @@ def filter_rows(ctx: AIContext, texts: Sequence[str | None], conditions: Sequenc
 
     An answer that is neither true/yes nor false/no makes the row NULL (with a warning).
     """
-    prompts = [None if t is None or c is None
-               else f"Condition: {c}\n\nText:\n{t}\n\nDoes the text satisfy the condition?"
-               for t, c in zip(texts, conditions, strict=True)]
+    prompts = [
+        None if t is None or c is None else f"Condition: {c}\n\nText:\n{t}\n\nDoes the text satisfy the condition?"
+        for t, c in zip(texts, conditions, strict=True)
+    ]
     if all(p is None for p in prompts):
         return [None] * len(prompts)
     answers = _llm_rows(ctx, "ai_filter", prompts, _FILTER_SYSTEM)
@@ -442,8 +468,10 @@ _TRANSLATE_SYSTEM = "You are a translator. Reply with the translation only, no n
 
 def translate(ctx: AIContext, texts: Sequence[str | None], languages: Sequence[str | None]) -> list[str | None]:
     """Each text translated into its target language (needs a generative LLM)."""
-    prompts = [None if t is None or lang is None else f"Translate the following text into {lang}.\n\n{t}"
-               for t, lang in zip(texts, languages, strict=True)]
+    prompts = [
+        None if t is None or lang is None else f"Translate the following text into {lang}.\n\n{t}"
+        for t, lang in zip(texts, languages, strict=True)
+    ]
     if all(p is None for p in prompts):
         return [None] * len(prompts)
     return [None if a is None else a.strip() for a in _llm_rows(ctx, "ai_translate", prompts, _TRANSLATE_SYSTEM)]
@@ -458,17 +486,22 @@ def summarize(ctx: AIContext, texts: Sequence[str | None], max_sentences: int = 
         return [None] * len(texts)
     llm = ctx.llm
     if getattr(llm, "generative", False):
-        prompts = [None if t is None else f"Summarize the following text in at most {max_sentences} sentences.\n\n{t}"
-                   for t in texts]
+        prompts = [
+            None if t is None else f"Summarize the following text in at most {max_sentences} sentences.\n\n{t}"
+            for t in texts
+        ]
         return [None if a is None else a.strip() for a in _llm_rows(ctx, "ai_summarize", prompts, _SUMMARY_SYSTEM)]
     uniques, codes = _unique(texts)
-    out = _guarded(ctx, "ai_summarize", uniques,
-                   lambda batch: [llm.summarize(t, max_sentences=max_sentences) for t in batch])
+    out = _guarded(
+        ctx, "ai_summarize", uniques, lambda batch: [llm.summarize(t, max_sentences=max_sentences) for t in batch]
+    )
     return _spread(out, codes)
 
 
-_ANSWER_SYSTEM = ("Answer the question using only the given text, in as few words as possible. If the text "
-                  "does not contain the answer, reply with exactly NONE.")
+_ANSWER_SYSTEM = (
+    "Answer the question using only the given text, in as few words as possible. If the text "
+    "does not contain the answer, reply with exactly NONE."
+)
 
 
 def _first_sentence(found: Any) -> str | None:
@@ -496,8 +529,12 @@ def extract_answer(ctx: AIContext, texts: Sequence[str | None], questions: Seque
         answers = _llm_rows(ctx, "ai_extract_answer", prompts, _ANSWER_SYSTEM)
         return [None if a is None or a.strip().upper().rstrip(".") == "NONE" else a.strip() for a in answers]
     uniques, codes = _unique(pairs)
-    out = _guarded(ctx, "ai_extract_answer", uniques,
-                   lambda batch: [_first_sentence(llm.best_sentences(t, q, k=1)) for t, q in batch])
+    out = _guarded(
+        ctx,
+        "ai_extract_answer",
+        uniques,
+        lambda batch: [_first_sentence(llm.best_sentences(t, q, k=1)) for t, q in batch],
+    )
     return _spread(out, codes)
 
 
@@ -541,8 +578,9 @@ def _arrow_udfs(ctx: AIContext) -> list[tuple[str, Callable[..., Any], list[str]
 
     def udf_classify(texts: Any, labels: Any, descriptions: Any) -> Any:
         descs = _texts(descriptions)
-        return pa.array(classify(ctx, _texts(texts), _texts(labels),
-                                 None if all(d is None for d in descs) else descs), pa.string())
+        return pa.array(
+            classify(ctx, _texts(texts), _texts(labels), None if all(d is None for d in descs) else descs), pa.string()
+        )
 
     def udf_summarize(texts: Any) -> Any:
         return pa.array(summarize(ctx, _texts(texts)), pa.string())
@@ -606,8 +644,16 @@ def bind_udf(conn: Any, name: str, fn: Callable[..., Any], params: list[str], re
     import duckdb
 
     try:
-        conn.create_function(name, fn, params, duckdb.sqltype(returns), type="arrow",
-                             null_handling="special", exception_handling="default", side_effects=False)
+        conn.create_function(
+            name,
+            fn,
+            params,
+            duckdb.sqltype(returns),
+            type="arrow",
+            null_handling="special",
+            exception_handling="default",
+            side_effects=False,
+        )
     except duckdb.CatalogException as exc:
         if "already exists" not in str(exc):
             raise

@@ -27,9 +27,7 @@ _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
 # Card layouts: an unbroken run, groups of four (Visa, Mastercard, Discover, 19-digit Maestro),
 # or 4-6-5 (American Express). Separators are one space or one hyphen.
-_CARD = re.compile(
-    r"(?<![\d-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{4,5})(?![\d-])"
-)
+_CARD = re.compile(r"(?<![\d-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{4,5})(?![\d-])")
 # US SSN: area not 000, 666 or 9xx; group not 00; serial not 0000; separated by - or space.
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
 # UK NINO: prefix letters exclude D F I Q U V (and O second), and the pairs BG GB KN NK NT TN ZZ.
@@ -151,7 +149,7 @@ def redact(text: str) -> str:
     out: list[str] = []
     pos = 0
     for f in findings:
-        out.append(text[pos:f.start])
+        out.append(text[pos : f.start])
         out.append(f"[{f.kind}]")
         pos = f.end
     out.append(text[pos:])

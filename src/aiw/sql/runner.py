@@ -30,20 +30,54 @@ __all__ = ["QueryResult", "QueryTimeoutError", "check_read_only", "jsonable", "r
 
 _MAX_SQL_CHARS = 1_000_000
 _STREAMING_BUFFER = "64MB"
-_ALLOWED_TABLE_FUNCTIONS = frozenset({
-    "range", "generate_series", "unnest", "query", "query_table", "ai_forecast", "ai_detect_anomalies",
-    "json_each", "json_tree", "summary", "repeat", "repeat_row", "pragma_table_info", "pragma_show",
-    "pragma_storage_info", "pragma_database_size", "pragma_version", "pragma_platform", "pragma_metadata_info",
-    "duckdb_tables", "duckdb_views", "duckdb_columns", "duckdb_schemas", "duckdb_databases",
-    "duckdb_functions", "duckdb_types", "duckdb_constraints", "duckdb_indexes", "duckdb_keywords",
-    "duckdb_sequences", "duckdb_settings", "duckdb_extensions", "duckdb_dependencies",
-    "show", "show_tables", "show_databases", "show_tables_expanded", "describe",
-})
+_ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "query",
+        "query_table",
+        "ai_forecast",
+        "ai_detect_anomalies",
+        "json_each",
+        "json_tree",
+        "summary",
+        "repeat",
+        "repeat_row",
+        "pragma_table_info",
+        "pragma_show",
+        "pragma_storage_info",
+        "pragma_database_size",
+        "pragma_version",
+        "pragma_platform",
+        "pragma_metadata_info",
+        "duckdb_tables",
+        "duckdb_views",
+        "duckdb_columns",
+        "duckdb_schemas",
+        "duckdb_databases",
+        "duckdb_functions",
+        "duckdb_types",
+        "duckdb_constraints",
+        "duckdb_indexes",
+        "duckdb_keywords",
+        "duckdb_sequences",
+        "duckdb_settings",
+        "duckdb_extensions",
+        "duckdb_dependencies",
+        "show",
+        "show_tables",
+        "show_databases",
+        "show_tables_expanded",
+        "describe",
+    }
+)
 """Table functions a read-only query may call: none of them touches files or other servers."""
 _SOURCE_TAKING = {"query": 0, "ai_forecast": 0, "ai_detect_anomalies": 0}
 """Table functions whose argument is itself SQL (or a table name), checked recursively."""
-_PATH_LIKE = re.compile(r"[/\\:]|\.(csv|tsv|txt|parquet|json|jsonl|ndjson|gz|zst|xlsx|db|duckdb|sqlite|arrow)$",
-                        re.IGNORECASE)
+_PATH_LIKE = re.compile(
+    r"[/\\:]|\.(csv|tsv|txt|parquet|json|jsonl|ndjson|gz|zst|xlsx|db|duckdb|sqlite|arrow)$", re.IGNORECASE
+)
 _TABLE_NAME = re.compile(r'^("[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)(\.("[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)){0,2}$')
 _QUERY_LIKE = re.compile(r"^\s*(select|with|from|values|\()", re.IGNORECASE)
 
@@ -77,8 +111,11 @@ class QueryResult:
 
     def rows(self) -> list[list[Any]]:
         """The rows as JSON-friendly lists (timestamps ISO 8601, decimals as floats, bytes as hex)."""
-        return [[jsonable(v) for v in row] for row in zip(*(c.to_pylist() for c in self.table.columns), strict=True)] \
-            if self.table.num_columns else []
+        return (
+            [[jsonable(v) for v in row] for row in zip(*(c.to_pylist() for c in self.table.columns), strict=True)]
+            if self.table.num_columns
+            else []
+        )
 
 
 def jsonable(value: Any) -> Any:
@@ -123,8 +160,10 @@ def _constant_text(node: dict[str, Any]) -> str | None:
 
 
 def _refuse(what: str) -> InvalidInputError:
-    return InvalidInputError(f"write statements are not allowed: {what}; use a read-only SELECT",
-                             hint="queries run read-only; only SELECT (WITH, FROM, VALUES, DESCRIBE) is accepted")
+    return InvalidInputError(
+        f"write statements are not allowed: {what}; use a read-only SELECT",
+        hint="queries run read-only; only SELECT (WITH, FROM, VALUES, DESCRIBE) is accepted",
+    )
 
 
 def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
@@ -145,8 +184,10 @@ def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
     except duckdb.Error as exc:
         raise InvalidInputError(f"The query does not parse: {_message(exc)}", hint="fix the SQL") from exc
     if len(statements) != 1:
-        raise InvalidInputError(f"Exactly one statement is allowed; got {len(statements)}",
-                                hint="send statements one at a time, without trailing ';' separated parts")
+        raise InvalidInputError(
+            f"Exactly one statement is allowed; got {len(statements)}",
+            hint="send statements one at a time, without trailing ';' separated parts",
+        )
     kind = statements[0].type
     if kind != duckdb.StatementType.SELECT:  # type: ignore[attr-defined]
         raise _refuse(f"{kind.name} statement")
@@ -164,7 +205,8 @@ def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
             if name not in _ALLOWED_TABLE_FUNCTIONS:
                 raise InvalidInputError(
                     f"The table function {name}() is not allowed in read-only queries",
-                    hint="query tables of the warehouse; file and server readers are refused")
+                    hint="query tables of the warehouse; file and server readers are refused",
+                )
             children = fn.get("children") or []
             if name in _SOURCE_TAKING and children and _depth < 3:
                 source = _constant_text(children[_SOURCE_TAKING[name]])
@@ -172,8 +214,10 @@ def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
                     if _QUERY_LIKE.match(source):
                         check_read_only(conn, source, _depth=_depth + 1)
                     elif not _TABLE_NAME.match(source.strip()):
-                        raise InvalidInputError(f"{source!r} is neither a table name nor a SELECT query",
-                                                hint="only tables of the warehouse may be read")
+                        raise InvalidInputError(
+                            f"{source!r} is neither a table name nor a SELECT query",
+                            hint="only tables of the warehouse may be read",
+                        )
             if name == "query_table":
                 for child in children:
                     text = _constant_text(child)
@@ -182,8 +226,10 @@ def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
         elif node_type == "BASE_TABLE":
             name = str(node.get("table_name", ""))
             if _PATH_LIKE.search(name):
-                raise InvalidInputError(f"Reading the file {name!r} directly is not allowed",
-                                        hint="load it into the warehouse first ('aiw data ...')")
+                raise InvalidInputError(
+                    f"Reading the file {name!r} directly is not allowed",
+                    hint="load it into the warehouse first ('aiw data ...')",
+                )
 
 
 def _message(exc: Exception) -> str:
@@ -205,8 +251,9 @@ def _open(workspace: Workspace) -> Any:
         return workspace.connect_warehouse(read_only=False)
 
 
-def run_query(workspace: Workspace, sql: str, *, row_limit: int | None = None,
-              timeout_s: float | None = None) -> QueryResult:
+def run_query(
+    workspace: Workspace, sql: str, *, row_limit: int | None = None, timeout_s: float | None = None
+) -> QueryResult:
     """Run one read-only query on the workspace's warehouse.
 
     Args:
@@ -265,12 +312,16 @@ def run_query(workspace: Workspace, sql: str, *, row_limit: int | None = None,
                     break
             table = pa.Table.from_batches(batches, schema=reader.schema)
         except duckdb.InterruptException as exc:
-            raise QueryTimeoutError(f"The query ran longer than {timeout:g} s and was interrupted",
-                                    hint="filter or aggregate more, or raise the timeout") from exc
+            raise QueryTimeoutError(
+                f"The query ran longer than {timeout:g} s and was interrupted",
+                hint="filter or aggregate more, or raise the timeout",
+            ) from exc
         except duckdb.Error as exc:
             if timed_out.is_set():
-                raise QueryTimeoutError(f"The query ran longer than {timeout:g} s and was interrupted",
-                                        hint="filter or aggregate more, or raise the timeout") from exc
+                raise QueryTimeoutError(
+                    f"The query ran longer than {timeout:g} s and was interrupted",
+                    hint="filter or aggregate more, or raise the timeout",
+                ) from exc
             if ctx.last_error is not None:
                 raise ctx.last_error from exc
             raise InvalidInputError(f"The query failed: {_message(exc)}", hint="fix the SQL") from exc
@@ -282,5 +333,6 @@ def run_query(workspace: Workspace, sql: str, *, row_limit: int | None = None,
     if truncated:
         table = table.slice(0, limit)
     warnings = [f"{w.function}: {w.message}" for w in ctx.warnings_since(seq)]
-    return QueryResult(table=table, columns=list(table.column_names), truncated=truncated, elapsed_s=elapsed,
-                       warnings=warnings)
+    return QueryResult(
+        table=table, columns=list(table.column_names), truncated=truncated, elapsed_s=elapsed, warnings=warnings
+    )

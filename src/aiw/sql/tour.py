@@ -32,8 +32,10 @@ def tour_step(ctx: TourContext) -> None:
     ws, out = ctx.workspace, ctx.console
     sentiment = run_query(ws, SENTIMENT_BY_TYPE, timeout_s=120)
     rows = sentiment.rows()
-    out.print(f"  ai_sentiment over {sum(r[1] for r in rows):,} adjuster notes in "
-              f"{sentiment.elapsed_s:.1f} s; by claim type (most negative first):")
+    out.print(
+        f"  ai_sentiment over {sum(r[1] for r in rows):,} adjuster notes in "
+        f"{sentiment.elapsed_s:.1f} s; by claim type (most negative first):"
+    )
     for claim_type, claims, score in rows[:4]:
         out.print(f"    {claim_type:<22} {claims:>7,} claims   sentiment {score:+.3f}")
     if len(rows) > 4:
@@ -46,20 +48,31 @@ def tour_step(ctx: TourContext) -> None:
     history = run_query(ws, DAILY_CLAIMS, row_limit=1_000_000).table.to_pandas()
     total = history.groupby("day", as_index=False)["n"].sum()
     fc = forecast(total, "day", "n", horizon=30, fill="zero")
-    out.print(f"  forecast of daily claims ({fc['model'].iloc[0]}, 95% interval): next 30 days "
-              f"{fc['forecast'].sum():,.0f} claims (interval per day e.g. {fc['lower'].iloc[0]:.0f} to "
-              f"{fc['upper'].iloc[0]:.0f} on {fc['ts'].iloc[0]:%Y-%m-%d})")
+    out.print(
+        f"  forecast of daily claims ({fc['model'].iloc[0]}, 95% interval): next 30 days "
+        f"{fc['forecast'].sum():,.0f} claims (interval per day e.g. {fc['lower'].iloc[0]:.0f} to "
+        f"{fc['upper'].iloc[0]:.0f} on {fc['ts'].iloc[0]:%Y-%m-%d})"
+    )
 
     anomalies = detect_anomalies(history, "day", "n", "line_of_business", level=99.9, fill="zero")
     found = anomalies[anomalies["is_anomaly"]]
-    truth = run_query(ws, "SELECT CAST(day AS TIMESTAMP) AS day, line_of_business, kind FROM sample_anomalies "
-                          "ORDER BY day").table.to_pandas()
+    truth = run_query(
+        ws, "SELECT CAST(day AS TIMESTAMP) AS day, line_of_business, kind FROM sample_anomalies ORDER BY day"
+    ).table.to_pandas()
     hits = found.merge(truth.rename(columns={"day": "ts", "line_of_business": "series"}), on=["series", "ts"])
-    out.print(f"  anomalies (99.9% interval, per line of business): {len(found)} flagged of {len(anomalies):,} "
-              f"days; {len(hits)} of the {len(truth)} injected ones found")
+    out.print(
+        f"  anomalies (99.9% interval, per line of business): {len(found)} flagged of {len(anomalies):,} "
+        f"days; {len(hits)} of the {len(truth)} injected ones found"
+    )
     for r in hits.sort_values("ts").itertuples(index=False):
-        out.print(f"    {r.ts:%Y-%m-%d} {r.series:<7} {r.kind:<6} {r.y:>5.0f} claims vs {r.forecast:>6.1f} "
-                  f"expected ({r.distance:+.1f} sd)")
-    ctx.facts["insights"] = {"sentiment_by_type": rows, "forecast_30d": float(fc["forecast"].sum()),
-                             "anomalies_flagged": len(found), "anomalies_injected": len(truth),
-                             "anomalies_found": len(hits)}
+        out.print(
+            f"    {r.ts:%Y-%m-%d} {r.series:<7} {r.kind:<6} {r.y:>5.0f} claims vs {r.forecast:>6.1f} "
+            f"expected ({r.distance:+.1f} sd)"
+        )
+    ctx.facts["insights"] = {
+        "sentiment_by_type": rows,
+        "forecast_30d": float(fc["forecast"].sum()),
+        "anomalies_flagged": len(found),
+        "anomalies_injected": len(truth),
+        "anomalies_found": len(hits),
+    }

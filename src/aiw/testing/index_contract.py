@@ -37,29 +37,86 @@ def unit(*weights: float) -> np.ndarray:
     return vec / np.linalg.norm(vec)
 
 
-def make_chunk(doc: str, index: int, text: str, *, n_chunks: int = 1, version: str = "v1",
-               tags: tuple[str, ...] = ("public",), metadata: dict[str, str] | None = None,
-               heading: tuple[str, ...] = ()) -> Chunk:
+def make_chunk(
+    doc: str,
+    index: int,
+    text: str,
+    *,
+    n_chunks: int = 1,
+    version: str = "v1",
+    tags: tuple[str, ...] = ("public",),
+    metadata: dict[str, str] | None = None,
+    heading: tuple[str, ...] = (),
+) -> Chunk:
     """A chunk of document ``doc`` (version ``version``) with predictable id and metadata."""
-    return Chunk(id=f"{doc}-{version}-{index:05d}", doc_id=doc, text=text, index=index, n_chunks=n_chunks,
-                 heading_path=heading, source=f"/docs/{doc}.md", title=f"Title of {doc}",
-                 content_hash=f"{version}hash", access_tags=tags, metadata=metadata or {})
+    return Chunk(
+        id=f"{doc}-{version}-{index:05d}",
+        doc_id=doc,
+        text=text,
+        index=index,
+        n_chunks=n_chunks,
+        heading_path=heading,
+        source=f"/docs/{doc}.md",
+        title=f"Title of {doc}",
+        content_hash=f"{version}hash",
+        access_tags=tags,
+        metadata=metadata or {},
+    )
 
 
 # Four documents on distinct topics; vector i points mostly along axis i.
 _CORPUS: list[tuple[Chunk, np.ndarray]] = [
-    (make_chunk("home", 0, "Flood damage to the house is excluded unless the flood rider was bought.",
-                n_chunks=2, metadata={"line": "home", "year": "2024"}, heading=("Home", "Exclusions")),
-     unit(1, 0.1)),
-    (make_chunk("home", 1, "Fire and smoke damage to the dwelling are covered up to the limit.",
-                n_chunks=2, metadata={"line": "home", "year": "2024"}, heading=("Home", "Coverage")),
-     unit(1, 0.3)),
-    (make_chunk("auto", 0, "Collision coverage pays for damage to your car after an accident.",
-                metadata={"line": "auto", "year": "2023"}), unit(0.1, 1)),
-    (make_chunk("travel", 0, "Trip cancellation is reimbursed for covered medical reasons.",
-                tags=("internal",), metadata={"line": "travel", "year": "2024"}), unit(0, 0.1, 1)),
-    (make_chunk("secret", 0, "Reserve figures for flood claims in the north region.",
-                tags=("internal", "finance"), metadata={"line": "home", "year": "2022"}), unit(0, 0, 0.2, 1)),
+    (
+        make_chunk(
+            "home",
+            0,
+            "Flood damage to the house is excluded unless the flood rider was bought.",
+            n_chunks=2,
+            metadata={"line": "home", "year": "2024"},
+            heading=("Home", "Exclusions"),
+        ),
+        unit(1, 0.1),
+    ),
+    (
+        make_chunk(
+            "home",
+            1,
+            "Fire and smoke damage to the dwelling are covered up to the limit.",
+            n_chunks=2,
+            metadata={"line": "home", "year": "2024"},
+            heading=("Home", "Coverage"),
+        ),
+        unit(1, 0.3),
+    ),
+    (
+        make_chunk(
+            "auto",
+            0,
+            "Collision coverage pays for damage to your car after an accident.",
+            metadata={"line": "auto", "year": "2023"},
+        ),
+        unit(0.1, 1),
+    ),
+    (
+        make_chunk(
+            "travel",
+            0,
+            "Trip cancellation is reimbursed for covered medical reasons.",
+            tags=("internal",),
+            metadata={"line": "travel", "year": "2024"},
+        ),
+        unit(0, 0.1, 1),
+    ),
+    (
+        make_chunk(
+            "secret",
+            0,
+            "Reserve figures for flood claims in the north region.",
+            tags=("internal", "finance"),
+            metadata={"line": "home", "year": "2022"},
+        ),
+        unit(0, 0, 0.2, 1),
+    ),
 ]
 
 
@@ -94,8 +151,9 @@ class VectorIndexContract:
 
     def test_upsert_is_idempotent_by_chunk_id(self, filled: tuple[VectorIndex, str]) -> None:
         index, coll = filled
-        changed = make_chunk("auto", 0, "Comprehensive cover pays for hail damage to the car.",
-                             metadata={"line": "auto", "year": "2025"})
+        changed = make_chunk(
+            "auto", 0, "Comprehensive cover pays for hail damage to the car.", metadata={"line": "auto", "year": "2025"}
+        )
         for _ in range(2):
             index.upsert(coll, [changed], unit(0, 0, 0, 0, 1)[None, :])
         assert index.count(coll) == 5
@@ -127,8 +185,14 @@ class VectorIndexContract:
 
     def test_documents_lists_versions_and_completeness(self, filled: tuple[VectorIndex, str]) -> None:
         index, coll = filled
-        newer = make_chunk("home", 0, "Flood damage is now covered.", n_chunks=2, version="v2",
-                           metadata={"line": "home", "year": "2024"})
+        newer = make_chunk(
+            "home",
+            0,
+            "Flood damage is now covered.",
+            n_chunks=2,
+            version="v2",
+            metadata={"line": "home", "year": "2024"},
+        )
         index.upsert(coll, [newer], unit(1, 0.2)[None, :])
         docs = index.documents(coll)
         assert set(docs) == {"home", "auto", "travel", "secret"}
@@ -246,8 +310,12 @@ class VectorIndexContract:
             index.search_text(coll, "flood", -1)
 
     def test_values_with_quotes_and_unicode_are_safe(self, index: VectorIndex, collection: str) -> None:
-        odd = make_chunk("o'neil", 0, "Größe des Schadens: l'assurance « habitation ».",
-                         metadata={"owner": "O'Neil; DROP TABLE x", "city": "Zürich"})
+        odd = make_chunk(
+            "o'neil",
+            0,
+            "Größe des Schadens: l'assurance « habitation ».",
+            metadata={"owner": "O'Neil; DROP TABLE x", "city": "Zürich"},
+        )
         index.upsert(collection, [odd], unit(1)[None, :])
         assert index.count(collection, {"owner": "O'Neil; DROP TABLE x"}) == 1
         assert index.count(collection, {"city": "Zürich"}) == 1
@@ -266,8 +334,7 @@ class VectorIndexContract:
         assert other not in index.collections() and index.count(other) == 0
         assert index.count(coll) == 5
 
-    def test_text_search_sees_chunks_written_after_the_first_batch(self, index: VectorIndex,
-                                                                   collection: str) -> None:
+    def test_text_search_sees_chunks_written_after_the_first_batch(self, index: VectorIndex, collection: str) -> None:
         index.upsert(collection, [_CORPUS[2][0]], _CORPUS[2][1][None, :])
         assert index.search_text(collection, "flood", 5) == []
         index.upsert(collection, [_CORPUS[0][0]], _CORPUS[0][1][None, :])

@@ -180,8 +180,9 @@ class OpenAIServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         # A short poll interval makes stop() quick (the default waits up to half a second).
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -283,19 +284,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(reply.raw_body)
             return
         if reply.status >= 400:
-            self._send_json(reply.status, {"error": {"message": reply.error_message, "type": "fake_error",
-                                                     "code": reply.status}}, reply.headers)
+            self._send_json(
+                reply.status,
+                {"error": {"message": reply.error_message, "type": "fake_error", "code": reply.status}},
+                reply.headers,
+            )
             return
         ident = f"chatcmpl-fake-{request.index}"
         created = int(time.time())
         model = str(request.body.get("model") or self.fake.model)
         if not request.stream:
-            self._send_json(reply.status, {
-                "id": ident, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": len(reply.content.split()), "total_tokens": 0},
-            }, reply.headers)
+            self._send_json(
+                reply.status,
+                {
+                    "id": ident,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply.content},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 0, "completion_tokens": len(reply.content.split()), "total_tokens": 0},
+                },
+                reply.headers,
+            )
             return
         self.send_response(reply.status)
         self.send_header("Content-Type", "text/event-stream")
@@ -306,8 +322,13 @@ class _Handler(BaseHTTPRequestHandler):
         chunks = reply.chunks if reply.chunks is not None else _words(reply.content)
 
         def event(delta: dict[str, Any], finish: str | None = None) -> None:
-            payload = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            payload = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
             self.wfile.flush()
 

@@ -41,8 +41,9 @@ class ShadowBody(_GuardrailFields):
 class CanaryBody(ShadowBody):
     """A canary of ``version``."""
 
-    steps: list[float] | None = Field(None, min_length=1, max_length=20,
-                                      description="Candidate shares in percent, increasing, ending at 100")
+    steps: list[float] | None = Field(
+        None, min_length=1, max_length=20, description="Candidate shares in percent, increasing, ending at 100"
+    )
 
 
 class ReasonBody(BaseModel):
@@ -59,8 +60,9 @@ def _service(request: Request) -> Any:
 
 
 @router.get("", openapi_extra=requires("deployments:read"))
-def list_rollouts(request: Request, model: str | None = Query(None, max_length=200),
-                  limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+def list_rollouts(
+    request: Request, model: str | None = Query(None, max_length=200), limit: int = Query(50, ge=1, le=1000)
+) -> list[dict[str, Any]]:
     """Rollouts, newest first (``?model=`` for one model)."""
     return [r.as_dict() for r in _service(request).history(model, limit=limit)]
 
@@ -90,8 +92,9 @@ def history(name: str, request: Request, limit: int = Query(50, ge=1, le=1000)) 
 @router.post("/{name}/canary", status_code=201, openapi_extra=requires("deployments:write"))
 def canary(name: str, body: CanaryBody, request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
     """Start a canary of an approved version against ``@champion``."""
-    rollout = _service(request).canary(name, body.version, principal, steps=body.steps, bake=body.bake,
-                                       **body.overrides())
+    rollout = _service(request).canary(
+        name, body.version, principal, steps=body.steps, bake=body.bake, **body.overrides()
+    )
     result: dict[str, Any] = rollout.as_dict()
     return result
 

@@ -23,8 +23,15 @@ class KeyCreate(BaseModel):
 
 
 def _key_json(key: ApiKey) -> dict[str, object]:
-    return {"id": key.id, "name": key.name, "role": key.role, "created_at": key.created_at,
-            "created_by": key.created_by, "revoked_at": key.revoked_at, "active": key.active}
+    return {
+        "id": key.id,
+        "name": key.name,
+        "role": key.role,
+        "created_at": key.created_at,
+        "created_by": key.created_by,
+        "revoked_at": key.revoked_at,
+        "active": key.active,
+    }
 
 
 @router.post("/keys", status_code=201, openapi_extra=requires("keys:admin"))
@@ -60,13 +67,16 @@ def audit_log(
     limit: int = Query(100, ge=1, le=10_000),
 ) -> list[dict[str, object]]:
     """Audit records, newest first, filtered."""
-    return [r.as_dict() for r in ws.audit.records(actor=actor, action=action, resource=resource,
-                                                  outcome=outcome, since=since, until=until, limit=limit)]
+    return [
+        r.as_dict()
+        for r in ws.audit.records(
+            actor=actor, action=action, resource=resource, outcome=outcome, since=since, until=until, limit=limit
+        )
+    ]
 
 
 @router.get("/audit/verify", openapi_extra=requires("audit:verify"))
 def audit_verify(ws: WorkspaceDep) -> dict[str, object]:
     """Verify the hash chain; names the first bad record when it is broken."""
     report = ws.audit.verify()
-    return {"ok": report.ok, "checked": report.checked, "first_bad_seq": report.first_bad_seq,
-            "reason": report.reason}
+    return {"ok": report.ok, "checked": report.checked, "first_bad_seq": report.first_bad_seq, "reason": report.reason}

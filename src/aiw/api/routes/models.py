@@ -115,9 +115,11 @@ async def _predict(request: Request, name: str, ref: str | int | None, principal
 # request instead of declaring ``CurrentPrincipal``: a sync dependency costs a thread-pool hop per
 # request, which on this hot path is a large share of the whole request.
 @router.post("/{name}/predict", openapi_extra=requires("models:predict"))
-async def predict(name: str, request: Request,
-                  alias: str | None = Query(None, description="Alias to score with (default champion)"),
-                  ) -> Response:
+async def predict(
+    name: str,
+    request: Request,
+    alias: str | None = Query(None, description="Alias to score with (default champion)"),
+) -> Response:
     """Score rows with the model's ``champion`` (or ``name@alias``, or ``?alias=``).
 
     The body carries the model's input columns in one of MLflow's formats
@@ -149,14 +151,24 @@ async def predict_version(name: str, version: ModelVersionId, request: Request) 
 @router.get("", openapi_extra=requires("models:read"))
 def list_models(ws: WorkspaceDep) -> list[dict[str, Any]]:
     """Every governed model with its newest version and aliases."""
-    return [{"name": m.name, "latest_version": m.latest_version, "versions": m.versions, "aliases": m.aliases,
-             "updated_at": m.updated_at.isoformat()} for m in _registry(ws).list_models()]
+    return [
+        {
+            "name": m.name,
+            "latest_version": m.latest_version,
+            "versions": m.versions,
+            "aliases": m.aliases,
+            "updated_at": m.updated_at.isoformat(),
+        }
+        for m in _registry(ws).list_models()
+    ]
 
 
 @router.get("/_requests", openapi_extra=requires("models:read"))
-def all_requests(ws: WorkspaceDep, status: Literal["pending", "approved", "rejected", "promoted",
-                                                    "superseded"] | None = None,
-                 limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
+def all_requests(
+    ws: WorkspaceDep,
+    status: Literal["pending", "approved", "rejected", "promoted", "superseded"] | None = None,
+    limit: int = Query(200, ge=1, le=1000),
+) -> list[dict[str, Any]]:
     """Promotion requests of every model (``?status=pending`` for the approval queue)."""
     return [r.as_dict() for r in _workflow(ws).requests(None, status=status, limit=limit)]
 
@@ -170,8 +182,12 @@ def show_model(name: str, ws: WorkspaceDep) -> dict[str, Any]:
     versions = registry.versions(name)
     if not versions:
         raise NotFoundError(f"No model named {name!r} is registered", hint="see GET /v1/models")
-    return {"name": name, "aliases": registry.aliases(name), "versions": [v.as_dict() for v in versions],
-            "requests": [r.as_dict() for r in _workflow(ws).requests(name)]}
+    return {
+        "name": name,
+        "aliases": registry.aliases(name),
+        "versions": [v.as_dict() for v in versions],
+        "requests": [r.as_dict() for r in _workflow(ws).requests(name)],
+    }
 
 
 @router.get("/{name}/versions/{version}", openapi_extra=requires("models:read"))
@@ -185,8 +201,9 @@ def show_version(name: str, version: ModelVersionId, ws: WorkspaceDep) -> dict[s
 @router.post("/{name}/versions", status_code=201, openapi_extra=requires("models:write"))
 def register_version(name: str, body: RegisterBody, ws: WorkspaceDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Register a logged model as a new governed version (checksums, lineage, audit)."""
-    mv = _registry(ws).register(body.source, name, principal, description=body.description,
-                                parent_version=body.parent_version)
+    mv = _registry(ws).register(
+        body.source, name, principal, description=body.description, parent_version=body.parent_version
+    )
     result: dict[str, Any] = mv.as_dict()
     return result
 
@@ -198,8 +215,9 @@ def model_requests(name: str, ws: WorkspaceDep) -> list[dict[str, Any]]:
 
 
 @router.post("/{name}/versions/{version}/requests", status_code=201, openapi_extra=requires("models:request"))
-def request_promotion(name: str, version: ModelVersionId, body: RequestBody, ws: WorkspaceDep,
-                      principal: CurrentPrincipal) -> dict[str, Any]:
+def request_promotion(
+    name: str, version: ModelVersionId, body: RequestBody, ws: WorkspaceDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
     """Request that a version be promoted to ``staging`` or ``production``."""
     result: dict[str, Any] = _workflow(ws).request(name, version, body.target, principal, reason=body.reason).as_dict()
     return result
@@ -216,26 +234,35 @@ def _request_of(ws: Any, name: str, request_id: int) -> Any:
 
 
 @router.post("/{name}/requests/{request_id}/approve", openapi_extra=requires("models:approve"))
-def approve(name: str, request_id: DbId, body: DecisionBody, ws: WorkspaceDep,
-            principal: CurrentPrincipal) -> dict[str, Any]:
+def approve(
+    name: str, request_id: DbId, body: DecisionBody, ws: WorkspaceDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
     """Approve a pending request (not your own)."""
-    result: dict[str, Any] = _request_of(ws, name, request_id).approve(request_id, principal,
-                                                                       comment=body.comment).as_dict()
+    result: dict[str, Any] = (
+        _request_of(ws, name, request_id).approve(request_id, principal, comment=body.comment).as_dict()
+    )
     return result
 
 
 @router.post("/{name}/requests/{request_id}/reject", openapi_extra=requires("models:approve"))
-def reject(name: str, request_id: DbId, body: DecisionBody, ws: WorkspaceDep,
-           principal: CurrentPrincipal) -> dict[str, Any]:
+def reject(
+    name: str, request_id: DbId, body: DecisionBody, ws: WorkspaceDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
     """Reject a pending request, saying why."""
-    result: dict[str, Any] = _request_of(ws, name, request_id).reject(request_id, principal,
-                                                                      comment=body.comment).as_dict()
+    result: dict[str, Any] = (
+        _request_of(ws, name, request_id).reject(request_id, principal, comment=body.comment).as_dict()
+    )
     return result
 
 
 @router.post("/{name}/versions/{version}/promote", openapi_extra=requires("models:promote"))
-def promote(name: str, version: ModelVersionId, body: PromoteBody, ws: WorkspaceDep, principal: CurrentPrincipal,
-            ) -> dict[str, Any]:
+def promote(
+    name: str,
+    version: ModelVersionId,
+    body: PromoteBody,
+    ws: WorkspaceDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
     """Move the target's alias to an approved, gate-passing version."""
     result: dict[str, Any] = _workflow(ws).promote(name, version, body.target, principal).as_dict()
     return result
@@ -267,13 +294,17 @@ def write_card(name: str, version: ModelVersionId, ws: WorkspaceDep, principal: 
     from aiw.mlops.registry import write_model_card
 
     written = write_model_card(ws, name, version, principal)
-    return {"model": name, "version": version, "markdown": str(written.markdown_path),
-            "html": str(written.html_path)}
+    return {"model": name, "version": version, "markdown": str(written.markdown_path), "html": str(written.html_path)}
 
 
 @router.post("/{name}/versions/{version}/export", openapi_extra=requires("models:write"))
-def export(name: str, version: ModelVersionId, body: ExportBody, ws: WorkspaceDep, principal: CurrentPrincipal,
-           ) -> dict[str, Any]:
+def export(
+    name: str,
+    version: ModelVersionId,
+    body: ExportBody,
+    ws: WorkspaceDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
     """Export a version to ONNX for the edge, checked against the original on held-out rows."""
     from aiw.mlops.serving.edge import export_onnx
 
@@ -282,8 +313,12 @@ def export(name: str, version: ModelVersionId, body: ExportBody, ws: WorkspaceDe
 
 
 @router.get("/{name}/traffic", openapi_extra=requires("models:read"))
-def traffic(name: str, request: Request, version: int | None = Query(None, ge=1, le=MAX_MODEL_VERSION),
-            limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
+def traffic(
+    name: str,
+    request: Request,
+    version: int | None = Query(None, ge=1, le=MAX_MODEL_VERSION),
+    limit: int = Query(100, ge=1, le=10_000),
+) -> list[dict[str, Any]]:
     """The newest served predictions of a model, newest first (features, prediction, score, label,
     latency, the version that answered and the request id labels are attached by)."""
     server = _server(request)

@@ -84,8 +84,9 @@ class LabelsBody(BaseModel):
     """True labels of served predictions, by the request id the prediction was answered with."""
 
     model: str = Field(..., min_length=1, max_length=200, description="Registered model name.")
-    labels: dict[str, Any] = Field(..., min_length=1, max_length=100_000,
-                                   description="request_id -> true label (a JSON scalar).")
+    labels: dict[str, Any] = Field(
+        ..., min_length=1, max_length=100_000, description="request_id -> true label (a JSON scalar)."
+    )
 
 
 @router.post("/labels", openapi_extra=requires("monitor:write"))
@@ -94,8 +95,12 @@ def attach_labels(body: LabelsBody, ws: WorkspaceDep, principal: CurrentPrincipa
     from aiw.mlops.monitoring.traffic import attach_labels as attach
 
     attached = attach(ws.db, ws.audit, body.model, body.labels, actor=principal.name)
-    return {"model": body.model, "given": len(body.labels), "attached": attached,
-            "unknown": len(body.labels) - attached}
+    return {
+        "model": body.model,
+        "given": len(body.labels),
+        "attached": attached,
+        "unknown": len(body.labels) - attached,
+    }
 
 
 @router.get("/reports", openapi_extra=requires("monitor:read"))

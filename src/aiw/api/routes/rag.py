@@ -113,8 +113,14 @@ def rag_ingest(body: IngestRequest, rag: RagDep, principal: CurrentPrincipal) ->
 def rag_query(body: QueryRequest, rag: RagDep, principal: CurrentPrincipal) -> dict[str, Any] | StreamingResponse:
     """Answer with citations and the retrieved chunks with their scores; ``stream`` for SSE."""
     history = [t.model_dump() for t in body.history]
-    kwargs: dict[str, Any] = {"collection": body.collection, "top_k": body.top_k, "filters": body.filters,
-                              "role": principal.role, "history": history, "mode": body.mode}
+    kwargs: dict[str, Any] = {
+        "collection": body.collection,
+        "top_k": body.top_k,
+        "filters": body.filters,
+        "role": principal.role,
+        "history": history,
+        "mode": body.mode,
+    }
     if not body.stream:
         return rag.ask(body.question, **kwargs).as_dict()
     pieces = rag.ask_stream(body.question, **kwargs)
@@ -153,16 +159,32 @@ def chat_completions(body: ChatRequest, rag: RagDep, principal: CurrentPrincipal
     created = int(time.time())
     if not body.stream:
         result = rag.ask(question, **kwargs)
-        return {"id": ident, "object": "chat.completion", "created": created, "model": body.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": _with_sources(result)},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "citations": [c.as_dict() for c in result.answer.citations]}
+        return {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": _with_sources(result)},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "citations": [c.as_dict() for c in result.answer.citations],
+        }
     pieces = rag.ask_stream(question, **kwargs)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        payload = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        payload = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     def events() -> Iterator[str]:
@@ -170,7 +192,7 @@ def chat_completions(body: ChatRequest, rag: RagDep, principal: CurrentPrincipal
         try:
             for item in pieces:
                 if isinstance(item, AskResult):
-                    tail = _with_sources(item)[len(item.answer.text):]
+                    tail = _with_sources(item)[len(item.answer.text) :]
                     if tail:
                         yield chunk({"content": tail})
                     yield chunk({}, "stop", citations=[c.as_dict() for c in item.answer.citations])

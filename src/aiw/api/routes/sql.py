@@ -71,11 +71,17 @@ class FrameResponse(BaseModel):
 def _frame_json(frame: Any) -> FrameResponse:
     from aiw.sql.runner import jsonable
 
-    return FrameResponse(columns=[str(c) for c in frame.columns],
-                         rows=[[jsonable(v.to_pydatetime() if hasattr(v, "to_pydatetime") else
-                                         (v.item() if hasattr(v, "item") else v)) for v in row]
-                               for row in frame.itertuples(index=False)],
-                         notes=list(frame.attrs.get("notes", [])))
+    return FrameResponse(
+        columns=[str(c) for c in frame.columns],
+        rows=[
+            [
+                jsonable(v.to_pydatetime() if hasattr(v, "to_pydatetime") else (v.item() if hasattr(v, "item") else v))
+                for v in row
+            ]
+            for row in frame.itertuples(index=False)
+        ],
+        notes=list(frame.attrs.get("notes", [])),
+    )
 
 
 @router.post("/sql", openapi_extra=requires("sql:query"), response_model=SqlResponse)
@@ -84,8 +90,13 @@ def sql_query(body: SqlRequest, ws: WorkspaceDep) -> SqlResponse:
     from aiw.sql.runner import run_query
 
     result = run_query(ws, body.sql, row_limit=body.limit, timeout_s=body.timeout_s)
-    return SqlResponse(columns=result.columns, rows=result.rows(), truncated=result.truncated,
-                       elapsed_ms=round(result.elapsed_s * 1000, 3), warnings=result.warnings)
+    return SqlResponse(
+        columns=result.columns,
+        rows=result.rows(),
+        truncated=result.truncated,
+        elapsed_ms=round(result.elapsed_s * 1000, 3),
+        warnings=result.warnings,
+    )
 
 
 @router.post("/insights/forecast", openapi_extra=requires("insights:run"), response_model=FrameResponse)
@@ -94,8 +105,17 @@ def insights_forecast(body: ForecastRequest, ws: WorkspaceDep) -> FrameResponse:
     from aiw.sql.forecast import forecast, load_history
 
     history = load_history(ws, body.source, body.ts, body.value, body.series, agg=body.agg, grain=body.grain)
-    return _frame_json(forecast(history, "ts", "y", "series" if body.series else None, horizon=body.horizon,
-                                level=body.level, fill=body.fill))
+    return _frame_json(
+        forecast(
+            history,
+            "ts",
+            "y",
+            "series" if body.series else None,
+            horizon=body.horizon,
+            level=body.level,
+            fill=body.fill,
+        )
+    )
 
 
 @router.post("/insights/anomalies", openapi_extra=requires("insights:run"), response_model=FrameResponse)
@@ -104,8 +124,7 @@ def insights_anomalies(body: AnomalyRequest, ws: WorkspaceDep) -> FrameResponse:
     from aiw.sql.forecast import detect_anomalies, load_history
 
     history = load_history(ws, body.source, body.ts, body.value, body.series, agg=body.agg, grain=body.grain)
-    frame = detect_anomalies(history, "ts", "y", "series" if body.series else None, level=body.level,
-                             fill=body.fill)
+    frame = detect_anomalies(history, "ts", "y", "series" if body.series else None, level=body.level, fill=body.fill)
     if body.only_anomalies:
         notes = frame.attrs.get("notes", [])
         frame = frame[frame["is_anomaly"]].reset_index(drop=True)

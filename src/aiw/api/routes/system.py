@@ -23,10 +23,20 @@ def readyz(ws: WorkspaceDep) -> JSONResponse:
     """Readiness: every configured backend answers (503 naming those that do not)."""
     checks = ws.status()
     failing = [c.concern for c in checks if c.required and not c.reachable]
-    body = {"status": "ok" if not failing else "unavailable", "failing": failing,
-            "checks": [{"concern": c.concern, "backend": c.backend, "reachable": c.reachable,
-                       "required": c.required, "detail": c.detail}
-                       for c in checks]}
+    body = {
+        "status": "ok" if not failing else "unavailable",
+        "failing": failing,
+        "checks": [
+            {
+                "concern": c.concern,
+                "backend": c.backend,
+                "reachable": c.reachable,
+                "required": c.required,
+                "detail": c.detail,
+            }
+            for c in checks
+        ],
+    }
     return JSONResponse(body, status_code=200 if not failing else 503)
 
 
@@ -41,8 +51,7 @@ def metrics() -> Response:
 @router.get("/v1/status", openapi_extra=requires("status:read"))
 def status(ws: WorkspaceDep) -> dict[str, object]:
     """Where each concern lives and whether it answers."""
-    return {"workspace": str(ws.root),
-            "concerns": [c.__dict__ for c in ws.status()]}
+    return {"workspace": str(ws.root), "concerns": [c.__dict__ for c in ws.status()]}
 
 
 @router.get("/v1/whoami", openapi_extra=requires("status:read"))
@@ -50,5 +59,9 @@ def whoami(principal: CurrentPrincipal) -> dict[str, object]:
     """The caller's key name, role and permissions."""
     from aiw.governance.identity import permissions_of
 
-    return {"name": principal.name, "role": principal.role, "key_id": principal.key_id,
-            "permissions": sorted(permissions_of(principal.role))}
+    return {
+        "name": principal.name,
+        "role": principal.role,
+        "key_id": principal.key_id,
+        "permissions": sorted(permissions_of(principal.role)),
+    }

@@ -17,15 +17,19 @@ ws = get_workspace()
 
 
 st.subheader("SQL")
-st.caption("One SELECT statement; writes are refused. Functions: ai_sentiment, ai_classify, ai_embed, "
-           "ai_similarity, ai_summarize, ai_extract_answer, ai_redact, ai_complete, ai_filter, ai_translate; "
-           "table macros ai_forecast and ai_detect_anomalies.")
+st.caption(
+    "One SELECT statement; writes are refused. Functions: ai_sentiment, ai_classify, ai_embed, "
+    "ai_similarity, ai_summarize, ai_extract_answer, ai_redact, ai_complete, ai_filter, ai_translate; "
+    "table macros ai_forecast and ai_detect_anomalies."
+)
 sql = st.text_area("Query", value=SENTIMENT_BY_TYPE.strip(), height=180, key="sql_text")
 col_limit, col_timeout = st.columns(2)
-limit = col_limit.number_input("Row limit", min_value=1, max_value=1_000_000,
-                               value=min(1000, ws.settings.sql.row_limit), step=100)
-timeout = col_timeout.number_input("Timeout (s)", min_value=1.0, max_value=3600.0,
-                                   value=float(ws.settings.sql.timeout_s), step=5.0)
+limit = col_limit.number_input(
+    "Row limit", min_value=1, max_value=1_000_000, value=min(1000, ws.settings.sql.row_limit), step=100
+)
+timeout = col_timeout.number_input(
+    "Timeout (s)", min_value=1.0, max_value=3600.0, value=float(ws.settings.sql.timeout_s), step=5.0
+)
 if st.button("Run query", type="primary", key="run_sql"):
     try:
         st.session_state["sql_result"] = run_query(ws, sql, row_limit=int(limit), timeout_s=float(timeout))
@@ -34,8 +38,10 @@ if st.button("Run query", type="primary", key="run_sql"):
 shown = st.session_state.get("sql_result")
 if shown is not None:
     st.dataframe(shown.table.to_pandas(), hide_index=True, width="stretch")
-    st.caption(f"{shown.row_count:,} rows in {shown.elapsed_s * 1000:.0f} ms"
-               + (" (truncated at the row limit)" if shown.truncated else ""))
+    st.caption(
+        f"{shown.row_count:,} rows in {shown.elapsed_s * 1000:.0f} ms"
+        + (" (truncated at the row limit)" if shown.truncated else "")
+    )
     for warning in shown.warnings[:10]:
         st.warning(warning)
 
@@ -50,15 +56,23 @@ with st.form("forecast_form"):
     grain = c5.selectbox("Grain", ["day", "hour", "week", "month", "none"], index=0)
     series_col = c6.text_input("Series column (optional)", value="")
     horizon = c7.number_input("Horizon", min_value=1, max_value=1000, value=30)
-    fill = st.selectbox("Gaps", ["zero", "interpolate", "none"], index=0,
-                        help="zero for counts: a missing day had no events")
+    fill = st.selectbox(
+        "Gaps", ["zero", "interpolate", "none"], index=0, help="zero for counts: a missing day had no events"
+    )
     submitted = st.form_submit_button("Forecast")
 if submitted:
     try:
-        history = load_history(ws, source, ts_col, value_col or None, series_col or None, agg=agg,
-                               grain=None if grain == "none" else grain)
-        fc = forecast(history, "ts", "y", "series" if series_col else None, horizon=int(horizon),
-                      fill="zero" if fill == "zero" else "none" if fill == "none" else "interpolate")
+        history = load_history(
+            ws, source, ts_col, value_col or None, series_col or None, agg=agg, grain=None if grain == "none" else grain
+        )
+        fc = forecast(
+            history,
+            "ts",
+            "y",
+            "series" if series_col else None,
+            horizon=int(horizon),
+            fill="zero" if fill == "zero" else "none" if fill == "none" else "interpolate",
+        )
     except AiwError as exc:
         st.error(str(exc))
     else:
@@ -72,10 +86,14 @@ if "forecast" in st.session_state:
     future = fc[fc["series"] == name]
     past = pd.DataFrame({"ts": pd.to_datetime(hist["ts"]), "value": hist["y"], "kind": "history"})
     ahead = pd.DataFrame({"ts": pd.to_datetime(future["ts"]), "value": future["forecast"], "kind": "forecast"})
-    band = alt.Chart(future.assign(ts=pd.to_datetime(future["ts"]))).mark_area(opacity=0.25).encode(
-        x="ts:T", y=alt.Y("lower:Q", title="value"), y2="upper:Q")
-    lines = alt.Chart(pd.concat([past, ahead])).mark_line().encode(x=alt.X("ts:T", title=None), y="value:Q",
-                                                                    color="kind:N")
+    band = (
+        alt.Chart(future.assign(ts=pd.to_datetime(future["ts"])))
+        .mark_area(opacity=0.25)
+        .encode(x="ts:T", y=alt.Y("lower:Q", title="value"), y2="upper:Q")
+    )
+    lines = (
+        alt.Chart(pd.concat([past, ahead])).mark_line().encode(x=alt.X("ts:T", title=None), y="value:Q", color="kind:N")
+    )
     st.altair_chart(band + lines, width="stretch")
     st.dataframe(future, hide_index=True, width="stretch")
     for note in fc.attrs.get("notes", []):

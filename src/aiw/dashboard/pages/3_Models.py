@@ -36,35 +36,76 @@ st.subheader("Models")
 if not models:
     st.info("No governed model yet. Train and register one: `aiw models train claims-fraud --register`.")
     st.stop()
-st.dataframe(pd.DataFrame([{"model": m.name, "latest version": m.latest_version, "versions": m.versions,
-                            "aliases": ", ".join(f"@{a} = v{v}" for a, v in sorted(m.aliases.items())) or "-",
-                            "updated (UTC)": m.updated_at.isoformat(timespec="seconds")} for m in models]),
-             hide_index=True, use_container_width=True)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "model": m.name,
+                "latest version": m.latest_version,
+                "versions": m.versions,
+                "aliases": ", ".join(f"@{a} = v{v}" for a, v in sorted(m.aliases.items())) or "-",
+                "updated (UTC)": m.updated_at.isoformat(timespec="seconds"),
+            }
+            for m in models
+        ]
+    ),
+    hide_index=True,
+    use_container_width=True,
+)
 
 name = st.selectbox("Model", [m.name for m in models], key="models_name")
 versions = registry.versions(name)
-st.dataframe(pd.DataFrame([{"version": v.version, "aliases": ", ".join(v.aliases) or "-",
-                            "auc": v.metrics.get("auc"), "f1": v.metrics.get("f1"),
-                            "registered by": v.registered_by, "at (UTC)": v.registered_at.isoformat(timespec="seconds"),
-                            "parent": v.parent_version, "data sha256": str(v.data_fingerprint.get("sha256"))[:12],
-                            "files": len(v.manifest)} for v in versions]),
-             hide_index=True, use_container_width=True)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "version": v.version,
+                "aliases": ", ".join(v.aliases) or "-",
+                "auc": v.metrics.get("auc"),
+                "f1": v.metrics.get("f1"),
+                "registered by": v.registered_by,
+                "at (UTC)": v.registered_at.isoformat(timespec="seconds"),
+                "parent": v.parent_version,
+                "data sha256": str(v.data_fingerprint.get("sha256"))[:12],
+                "files": len(v.manifest),
+            }
+            for v in versions
+        ]
+    ),
+    hide_index=True,
+    use_container_width=True,
+)
 
 st.subheader("Pending approvals")
 pending = workflow.pending()
 if not pending:
     st.caption("Nothing waits for approval.")
 else:
-    st.dataframe(pd.DataFrame([{"request": r.id, "model": r.model, "version": r.version, "target": r.target,
-                                "requested by": r.requested_by, "reason": r.reason,
-                                "approvals": f"{r.approvals}/{r.approvals_needed}",
-                                "requested (UTC)": r.requested_at.isoformat(timespec="seconds")} for r in pending]),
-                 hide_index=True, use_container_width=True)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "request": r.id,
+                    "model": r.model,
+                    "version": r.version,
+                    "target": r.target,
+                    "requested by": r.requested_by,
+                    "reason": r.reason,
+                    "approvals": f"{r.approvals}/{r.approvals_needed}",
+                    "requested (UTC)": r.requested_at.isoformat(timespec="seconds"),
+                }
+                for r in pending
+            ]
+        ),
+        hide_index=True,
+        use_container_width=True,
+    )
     with st.form("decide"):
         labels = {f"#{r.id} {r.model} v{r.version} -> {r.target} (by {r.requested_by})": r.id for r in pending}
         chosen = st.selectbox("Request", list(labels), key="models_request")
-        key = st.text_input("Approver API key (leave empty to act as the local operator)", type="password",
-                            key="models_key")
+        key = st.text_input(
+            "Approver API key (leave empty to act as the local operator)", type="password", key="models_key"
+        )
         comment = st.text_input("Comment", key="models_comment")
         approve_col, reject_col = st.columns(2)
         approve = approve_col.form_submit_button("Approve")
@@ -77,8 +118,10 @@ else:
                 done = workflow.approve(request_id, who, comment=comment)
             else:
                 done = workflow.reject(request_id, who, comment=comment)
-            st.success(f"Request #{done.id} is now {done.status} "
-                       f"({done.approvals}/{done.approvals_needed} approvals), decided by {who.name}.")
+            st.success(
+                f"Request #{done.id} is now {done.status} "
+                f"({done.approvals}/{done.approvals_needed} approvals), decided by {who.name}."
+            )
         except AiwError as exc:
             st.error(str(exc))
 

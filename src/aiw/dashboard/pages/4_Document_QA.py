@@ -38,8 +38,9 @@ names = [c["collection"] for c in collections]
 default = names.index(ws.settings.rag.collection) if ws.settings.rag.collection in names else 0
 left, middle, right = st.columns([2, 2, 1])
 collection = left.selectbox("Collection", names, index=default)
-role = middle.selectbox("Answer as role", ROLES, index=ROLES.index("analyst"),
-                        help="Only documents this role may read are used.")
+role = middle.selectbox(
+    "Answer as role", ROLES, index=ROLES.index("analyst"), help="Only documents this role may read are used."
+)
 info = next(c for c in collections if c["collection"] == collection)
 right.metric("Documents", info["documents"], help=f"{info['chunks']} chunks")
 
@@ -66,7 +67,13 @@ if question:
         st.error(str(exc))
     else:
         chat.append({"role": "user", "content": question})
-        chat.append({"role": "assistant", "content": result.answer.text,
-                     "citations": [{"label": c.label(), "source": c.source, "text": c.text}
-                                   for c in result.answer.citations]})
+        chat.append(
+            {
+                "role": "assistant",
+                "content": result.answer.text,
+                "citations": [
+                    {"label": c.label(), "source": c.source, "text": c.text} for c in result.answer.citations
+                ],
+            }
+        )
         st.rerun()

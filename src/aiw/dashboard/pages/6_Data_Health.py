@@ -18,8 +18,10 @@ if health.checks.empty:
 else:
     run = health.check_run
     verdict = {"pass": st.success, "warn": st.warning, "fail": st.error}.get(run["status"], st.info)
-    verdict(f"Latest gates ({str(run['started_at'])[:19]} UTC): {run['status'].upper()}, "
-            f"{run['failures']} failed, {run['warnings']} warned.")
+    verdict(
+        f"Latest gates ({str(run['started_at'])[:19]} UTC): {run['status'].upper()}, "
+        f"{run['failures']} failed, {run['warnings']} warned."
+    )
     st.dataframe(health.checks, hide_index=True, use_container_width=True)
 
 st.subheader("Row-count bands")
@@ -29,8 +31,11 @@ for table, frame in health.bands.items():
     st.markdown(f"**{table}**: daily rows against the trailing mean and its band")
     band = alt.Chart(frame).mark_area(opacity=0.2).encode(x=alt.X("day:T", title=None), y="lower:Q", y2="upper:Q")
     mean = alt.Chart(frame).mark_line(strokeDash=[4, 3]).encode(x="day:T", y="mean:Q")
-    rows = alt.Chart(frame).mark_line(point=True).encode(x="day:T", y=alt.Y("rows:Q", title="rows"),
-                                                         tooltip=["day:T", "rows:Q"])
+    rows = (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(x="day:T", y=alt.Y("rows:Q", title="rows"), tooltip=["day:T", "rows:Q"])
+    )
     st.altair_chart(band + mean + rows, use_container_width=True)
 
 st.subheader("Pipeline runs")
@@ -42,7 +47,9 @@ else:
 st.subheader("dbt")
 if health.dbt:
     counts = ", ".join(f"{v} {k}" for k, v in sorted(health.dbt["counts"].items()))
-    st.markdown(f"Last build {str(health.dbt['generated_at'])[:19]} UTC: {counts} "
-                f"in {health.dbt['seconds'] or 0:.1f} s. Docs: `aiw data docs`.")
+    st.markdown(
+        f"Last build {str(health.dbt['generated_at'])[:19]} UTC: {counts} "
+        f"in {health.dbt['seconds'] or 0:.1f} s. Docs: `aiw data docs`."
+    )
 else:
     st.caption("No dbt build yet: `aiw data build`.")

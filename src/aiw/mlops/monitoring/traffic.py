@@ -197,16 +197,20 @@ def attach_labels(db: MetadataDB, audit: AuditLog, model: str, labels: Mapping[s
         if not isinstance(lbl, str | int | float | bool) or (isinstance(lbl, float) and not math.isfinite(lbl)):
             raise InvalidInputError(
                 f"The label of request {rid!r} must be a string, number or boolean. Got {lbl!r}.",
-                hint="send one class label (or target value) per request id")
+                hint="send one class label (or target value) per request id",
+            )
     params = [{"m": model, "rid": str(rid), "lbl": _json(lbl, "label"), "at": now} for rid, lbl in labels.items()]
     ids = [p["rid"] for p in params]
     with db.begin() as conn:
         known: set[str] = set()
         for i in range(0, len(ids), 5_000):  # stay under the databases' bound-parameter limits
-            known.update(conn.execute(
-                sa.select(served_predictions.c.request_id).where(
-                    served_predictions.c.model == model, served_predictions.c.request_id.in_(ids[i:i + 5_000]))
-            ).scalars())
+            known.update(
+                conn.execute(
+                    sa.select(served_predictions.c.request_id).where(
+                        served_predictions.c.model == model, served_predictions.c.request_id.in_(ids[i : i + 5_000])
+                    )
+                ).scalars()
+            )
         todo = [p for p in params if p["rid"] in known]
         if todo:
             conn.execute(stmt, todo)
@@ -253,8 +257,10 @@ def load_labels(path: str | Path) -> dict[str, Any]:
     labels: dict[str, Any] = {}
     for i, rec in enumerate(records):
         if not isinstance(rec, Mapping) or rec.get("request_id") in (None, "") or "label" not in rec:
-            raise InvalidInputError(f"{where}: record {i} needs 'request_id' and 'label'. Got {rec!r:.200}",
-                                    hint="a CSV header 'request_id,label', or JSON records with those keys")
+            raise InvalidInputError(
+                f"{where}: record {i} needs 'request_id' and 'label'. Got {rec!r:.200}",
+                hint="a CSV header 'request_id,label', or JSON records with those keys",
+            )
         labels[str(rec["request_id"])] = rec["label"]
     if not labels:
         raise InvalidInputError(f"{where} holds no labels")
@@ -278,9 +284,7 @@ def trim_traffic(conn: sa.Connection, model: str, keep: int) -> int:
     return int(conn.execute(t.delete().where(t.c.model == model, t.c.id <= cutoff)).rowcount or 0)
 
 
-def _rows(
-    db: MetadataDB, model: str, window: Window | None, version: str | None, limit: int | None
-) -> Sequence[Any]:
+def _rows(db: MetadataDB, model: str, window: Window | None, version: str | None, limit: int | None) -> Sequence[Any]:
     """Rows of ``model`` in ``window``, oldest first; without a window, the newest ``limit`` rows."""
     t = served_predictions
     q = sa.select(t).where(t.c.model == model)

@@ -112,13 +112,17 @@ def build_card(workspace: Workspace, name: str, version: int) -> ModelCard:
     ]
     if ev.get("split"):
         split = ev["split"]
-        data.bullets.append(f"Split: {split.get('train_rows')} training rows, {split.get('test_rows')} held-out "
-                            f"rows (seed {split.get('seed')}, stratified on {split.get('stratified_on')})")
+        data.bullets.append(
+            f"Split: {split.get('train_rows')} training rows, {split.get('test_rows')} held-out "
+            f"rows (seed {split.get('seed')}, stratified on {split.get('stratified_on')})"
+        )
     features = ev.get("features") or [c.name for c in mv.signature]
     data.bullets.append(f"Inputs ({len(mv.signature)}): " + ", ".join(f"{c.name} ({c.type})" for c in mv.signature))
     if features and ev.get("sensitive_attribute"):
-        data.bullets.append(f"Sensitive attribute **{ev['sensitive_attribute']}** is not an input; it is used "
-                            "only to measure per-group performance")
+        data.bullets.append(
+            f"Sensitive attribute **{ev['sensitive_attribute']}** is not an input; it is used "
+            "only to measure per-group performance"
+        )
     sections.append(data)
 
     metrics = _Section("Metrics (held-out data)")
@@ -141,8 +145,10 @@ def build_card(workspace: Workspace, name: str, version: int) -> ModelCard:
         for metric, gap in sorted((fairness.get("gaps") or {}).items()):
             flag = " **(above the 0.10 warning level: review before use)**" if gap > FAIRNESS_GAP_WARNING else ""
             fair.bullets.append(f"Gap in {metric} between groups: {_fmt(float(gap))}{flag}")
-        fair.notes.append("selection_rate gap = demographic parity difference; recall gap = equal opportunity "
-                          "difference; fpr gap = false positive rate difference.")
+        fair.notes.append(
+            "selection_rate gap = demographic parity difference; recall gap = equal opportunity "
+            "difference; fpr gap = false positive rate difference."
+        )
     else:
         fair.paragraphs.append("Not evaluated: no sensitive attribute was recorded with this model.")
     sections.append(fair)
@@ -156,15 +162,19 @@ def build_card(workspace: Workspace, name: str, version: int) -> ModelCard:
     if requests:
         rows = []
         for r in sorted(requests, key=lambda r: r.id):
-            decided = "; ".join(f"{d.approver}: {d.decision}" + (f" ({d.comment})" if d.comment else "")
-                                for d in r.decisions) or "-"
+            decided = (
+                "; ".join(f"{d.approver}: {d.decision}" + (f" ({d.comment})" if d.comment else "") for d in r.decisions)
+                or "-"
+            )
             rows.append([f"#{r.id}", r.target, r.status, r.requested_by, decided])
         approvals.table = (["request", "target", "status", "requested by", "decisions"], rows)
     else:
         approvals.paragraphs.append("No promotion was requested for this version.")
     policy = workflow.policy(name)
-    approvals.notes.append(f"Policy: {policy.approvals} distinct approval(s), requester excluded; gates: "
-                           f"{', '.join(f'{k} {v}' for k, v in sorted(policy.gates.items())) or 'none'}.")
+    approvals.notes.append(
+        f"Policy: {policy.approvals} distinct approval(s), requester excluded; gates: "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(policy.gates.items())) or 'none'}."
+    )
     sections.append(approvals)
 
     lineage = _Section("Lineage and integrity")
@@ -184,8 +194,9 @@ def build_card(workspace: Workspace, name: str, version: int) -> ModelCard:
     return ModelCard(mv.name, mv.version, _markdown(title, sections), _html(title, sections))
 
 
-def write_model_card(workspace: Workspace, name: str, version: int, principal: Principal | str,
-                     *, out_dir: Path | None = None) -> ModelCard:
+def write_model_card(
+    workspace: Workspace, name: str, version: int, principal: Principal | str, *, out_dir: Path | None = None
+) -> ModelCard:
     """Build the card and write ``v<version>.md`` and ``v<version>.html`` (atomically); audited.
 
     Args:
@@ -197,8 +208,12 @@ def write_model_card(workspace: Workspace, name: str, version: int, principal: P
     card.markdown_path = _atomic_write(folder / f"v{version}.md", card.markdown)
     card.html_path = _atomic_write(folder / f"v{version}.html", card.html)
     actor = principal.name if isinstance(principal, Principal) else principal
-    workspace.audit.append(actor, "models.card", f"model:{name}/{version}",
-                           details={"markdown": str(card.markdown_path), "html": str(card.html_path)})
+    workspace.audit.append(
+        actor,
+        "models.card",
+        f"model:{name}/{version}",
+        details={"markdown": str(card.markdown_path), "html": str(card.html_path)},
+    )
     return card
 
 
@@ -246,14 +261,22 @@ def _html(title: str, sections: list[_Section]) -> str:
         if s.table:
             head, rows = s.table
             body.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>")
-            body.append("<tbody>" + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
-                                            for row in rows) + "</tbody></table>")
+            body.append(
+                "<tbody>"
+                + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows)
+                + "</tbody></table>"
+            )
         if s.bullets:
             body.append("<ul>" + "".join(f"<li>{_inline(b)}</li>" for b in s.bullets) + "</ul>")
         body += [f"<p><em>{_inline(n)}</em></p>" for n in s.notes]
-    style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
-             "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;"
-             "text-align:left}th{background:#f3f3f3}code{background:#f3f3f3;padding:0 .2rem}")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
+        "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;"
+        "text-align:left}th{background:#f3f3f3}code{background:#f3f3f3;padding:0 .2rem}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )

@@ -40,8 +40,10 @@ def manifest_of(folder: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_symlink():
-            raise InvalidInputError(f"The model folder holds a symbolic link: {path.relative_to(folder)}",
-                                    hint="copy the file in instead of linking it")
+            raise InvalidInputError(
+                f"The model folder holds a symbolic link: {path.relative_to(folder)}",
+                hint="copy the file in instead of linking it",
+            )
         if path.is_file():
             out[path.relative_to(folder).as_posix()] = sha256_file(path)
     if not out:

@@ -144,13 +144,23 @@ class ModelVersion:
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
         return {
-            "name": self.name, "version": self.version, "run_id": self.run_id, "model_uri": self.model_uri,
-            "artifact_uri": self.artifact_uri, "flavor": self.flavor, "manifest": self.manifest,
-            "manifest_sha256": self.manifest_sha256, "trusted_types": list(self.trusted_types),
-            "signature": [c.__dict__ for c in self.signature], "metrics": self.metrics,
-            "data_fingerprint": self.data_fingerprint, "code_version": self.code_version,
-            "parent_version": self.parent_version, "description": self.description,
-            "registered_by": self.registered_by, "registered_at": self.registered_at.isoformat(),
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "model_uri": self.model_uri,
+            "artifact_uri": self.artifact_uri,
+            "flavor": self.flavor,
+            "manifest": self.manifest,
+            "manifest_sha256": self.manifest_sha256,
+            "trusted_types": list(self.trusted_types),
+            "signature": [c.__dict__ for c in self.signature],
+            "metrics": self.metrics,
+            "data_fingerprint": self.data_fingerprint,
+            "code_version": self.code_version,
+            "parent_version": self.parent_version,
+            "description": self.description,
+            "registered_by": self.registered_by,
+            "registered_at": self.registered_at.isoformat(),
             "aliases": list(self.aliases),
         }
 
@@ -177,7 +187,8 @@ def check_model_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInputError(
             f"A model name must be 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit. "
-            f"Got {name!r}.")
+            f"Got {name!r}."
+        )
     return name
 
 
@@ -222,12 +233,17 @@ class ModelRegistry:
         mlflow.set_registry_uri(uri)
         return MlflowClient(uri, uri)
 
-    def deny(self, principal: Principal | str, action: str, resource: str, exc: AiwError,
-             details: dict[str, Any] | None = None) -> AiwError:
+    def deny(
+        self,
+        principal: Principal | str,
+        action: str,
+        resource: str,
+        exc: AiwError,
+        details: dict[str, Any] | None = None,
+    ) -> AiwError:
         """Audit a refusal (outcome ``denied``) and hand back ``exc`` for the caller to raise."""
         actor = principal.name if isinstance(principal, Principal) else principal
-        self.audit.append(actor, action, resource, outcome="denied",
-                          details={"reason": exc.message, **(details or {})})
+        self.audit.append(actor, action, resource, outcome="denied", details={"reason": exc.message, **(details or {})})
         return exc
 
     def require(self, principal: Principal, permission: str, action: str, resource: str) -> None:
@@ -238,8 +254,15 @@ class ModelRegistry:
             raise self.deny(principal, action, resource, exc, {"role": principal.role}) from None
 
     # -- registration ----------------------------------------------------------------------------
-    def register(self, source: str | LoggedModel, name: str, principal: Principal, *,
-                 description: str = "", parent_version: int | None = None) -> ModelVersion:
+    def register(
+        self,
+        source: str | LoggedModel,
+        name: str,
+        principal: Principal,
+        *,
+        description: str = "",
+        parent_version: int | None = None,
+    ) -> ModelVersion:
         """Register a logged model as a new version of ``name``, with checksums and lineage.
 
         Args:
@@ -281,35 +304,67 @@ class ModelRegistry:
         else:
             self.get(name, parent_version)
         tags = lineage
-        fingerprint = {"table": tags.get("aiw.data.table", ""), "rows": int(tags.get("aiw.data.rows", "0") or 0),
-                       "sha256": tags.get("aiw.data.sha256", ""), "source": tags.get("aiw.data.source", "")}
-        code = {"version": tags.get("aiw.code.version", ""), "git_commit": tags.get("aiw.code.git_commit", ""),
-                "git_dirty": tags.get("aiw.code.git_dirty", "")}
+        fingerprint = {
+            "table": tags.get("aiw.data.table", ""),
+            "rows": int(tags.get("aiw.data.rows", "0") or 0),
+            "sha256": tags.get("aiw.data.sha256", ""),
+            "source": tags.get("aiw.data.source", ""),
+        }
+        code = {
+            "version": tags.get("aiw.code.version", ""),
+            "git_commit": tags.get("aiw.code.git_commit", ""),
+            "git_dirty": tags.get("aiw.code.git_dirty", ""),
+        }
         try:
             mv = _create_version(client, name, model_uri, run_id, description)
         except Exception as exc:
-            self.audit.append(principal.name, "models.register", resource, outcome="failure",
-                              details={"reason": str(exc)[:500], "model_uri": model_uri})
+            self.audit.append(
+                principal.name,
+                "models.register",
+                resource,
+                outcome="failure",
+                details={"reason": str(exc)[:500], "model_uri": model_uri},
+            )
             raise BackendError(f"MLflow could not register {name!r}: {exc}") from exc
         version = int(mv.version)
         now = datetime.now(UTC)
         row = {
-            "model_name": name, "version": version, "run_id": run_id, "model_uri": model_uri,
-            "artifact_uri": artifact_uri, "flavor": flavor, "manifest": json.dumps(manifest, sort_keys=True),
-            "manifest_sha256": manifest_digest(manifest), "trusted_types": json.dumps(sorted(trusted)),
-            "signature": json.dumps([c.__dict__ for c in signature]), "metrics": json.dumps(metrics, sort_keys=True),
+            "model_name": name,
+            "version": version,
+            "run_id": run_id,
+            "model_uri": model_uri,
+            "artifact_uri": artifact_uri,
+            "flavor": flavor,
+            "manifest": json.dumps(manifest, sort_keys=True),
+            "manifest_sha256": manifest_digest(manifest),
+            "trusted_types": json.dumps(sorted(trusted)),
+            "signature": json.dumps([c.__dict__ for c in signature]),
+            "metrics": json.dumps(metrics, sort_keys=True),
             "data_fingerprint": json.dumps(fingerprint, sort_keys=True),
             "code_version": json.dumps(code, sort_keys=True),
-            "parent_version": parent_version, "description": description, "registered_by": principal.name,
+            "parent_version": parent_version,
+            "description": description,
+            "registered_by": principal.name,
             "registered_at": now,
         }
         try:
             with self.db.begin() as conn:
                 conn.execute(mlops_model_versions.insert().values(**row))
-                self.audit.append(principal.name, "models.register", f"model:{name}/{version}", details={
-                    "run_id": run_id, "model_uri": model_uri, "manifest_sha256": row["manifest_sha256"],
-                    "files": len(manifest), "parent_version": parent_version, "data_sha256": fingerprint["sha256"],
-                    "trusted_types": sorted(trusted)}, conn=conn)
+                self.audit.append(
+                    principal.name,
+                    "models.register",
+                    f"model:{name}/{version}",
+                    details={
+                        "run_id": run_id,
+                        "model_uri": model_uri,
+                        "manifest_sha256": row["manifest_sha256"],
+                        "files": len(manifest),
+                        "parent_version": parent_version,
+                        "data_sha256": fingerprint["sha256"],
+                        "trusted_types": sorted(trusted),
+                    },
+                    conn=conn,
+                )
         except Exception:
             # Keep MLflow and the governance table in step: an ungoverned version must not linger.
             try:
@@ -372,8 +427,9 @@ class ModelRegistry:
             run = client.get_run(source)
         except Exception as exc:
             raise NotFoundError(f"No MLflow run {source}", hint="copy the run id from 'aiw models train'") from exc
-        found = client.search_logged_models(experiment_ids=[run.info.experiment_id],
-                                            filter_string=f"source_run_id = '{source}'")
+        found = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{source}'"
+        )
         if len(found) != 1:
             raise InvalidInputError(f"The run {source} logged {len(found)} models; register one by its models:/ URI.")
         logged = found[0]
@@ -389,15 +445,17 @@ class ModelRegistry:
     def latest_version(self, name: str) -> int | None:
         """The newest registered version of ``name``, or None."""
         with self.db.engine.connect() as conn:
-            value = conn.execute(sa.select(sa.func.max(mlops_model_versions.c.version))
-                                 .where(mlops_model_versions.c.model_name == name)).scalar()
+            value = conn.execute(
+                sa.select(sa.func.max(mlops_model_versions.c.version)).where(mlops_model_versions.c.model_name == name)
+            ).scalar()
         return int(value) if value is not None else None
 
     def aliases(self, name: str) -> dict[str, int]:
         """{alias: version} of ``name`` as this layer set them."""
         with self.db.engine.connect() as conn:
-            rows = conn.execute(sa.select(mlops_aliases.c.alias, mlops_aliases.c.version)
-                                .where(mlops_aliases.c.model_name == name)).all()
+            rows = conn.execute(
+                sa.select(mlops_aliases.c.alias, mlops_aliases.c.version).where(mlops_aliases.c.model_name == name)
+            ).all()
         return {r.alias: int(r.version) for r in rows}
 
     def get(self, name: str, version: int | str) -> ModelVersion:
@@ -408,14 +466,19 @@ class ModelRegistry:
         """
         number = _version_number(version)
         with self.db.engine.connect() as conn:
-            row = conn.execute(sa.select(mlops_model_versions).where(
-                (mlops_model_versions.c.model_name == name) & (mlops_model_versions.c.version == number))).first()
+            row = conn.execute(
+                sa.select(mlops_model_versions).where(
+                    (mlops_model_versions.c.model_name == name) & (mlops_model_versions.c.version == number)
+                )
+            ).first()
         if row is None:
             known = self.versions(name)
             if not known:
                 raise NotFoundError(f"No model named {name!r} is registered", hint="see 'aiw models list'")
-            raise NotFoundError(f"Model {name!r} has no version {number}",
-                                hint=f"its versions are {', '.join(str(v.version) for v in known)}")
+            raise NotFoundError(
+                f"Model {name!r} has no version {number}",
+                hint=f"its versions are {', '.join(str(v.version) for v in known)}",
+            )
         aliases = tuple(sorted(a for a, v in self.aliases(name).items() if v == number))
         return _to_version(row, aliases)
 
@@ -423,23 +486,34 @@ class ModelRegistry:
         """Every version of ``name``, newest first (empty when the model is unknown)."""
         aliases = self.aliases(name)
         with self.db.engine.connect() as conn:
-            rows = conn.execute(sa.select(mlops_model_versions).where(mlops_model_versions.c.model_name == name)
-                                .order_by(mlops_model_versions.c.version.desc())).all()
+            rows = conn.execute(
+                sa.select(mlops_model_versions)
+                .where(mlops_model_versions.c.model_name == name)
+                .order_by(mlops_model_versions.c.version.desc())
+            ).all()
         return [_to_version(r, tuple(sorted(a for a, v in aliases.items() if v == r.version))) for r in rows]
 
     def list_models(self) -> list[ModelSummary]:
         """Every governed model, by name."""
         with self.db.engine.connect() as conn:
-            rows = conn.execute(sa.select(
-                mlops_model_versions.c.model_name, sa.func.max(mlops_model_versions.c.version).label("latest"),
-                sa.func.count().label("n"), sa.func.max(mlops_model_versions.c.registered_at).label("updated"))
-                .group_by(mlops_model_versions.c.model_name).order_by(mlops_model_versions.c.model_name)).all()
+            rows = conn.execute(
+                sa.select(
+                    mlops_model_versions.c.model_name,
+                    sa.func.max(mlops_model_versions.c.version).label("latest"),
+                    sa.func.count().label("n"),
+                    sa.func.max(mlops_model_versions.c.registered_at).label("updated"),
+                )
+                .group_by(mlops_model_versions.c.model_name)
+                .order_by(mlops_model_versions.c.model_name)
+            ).all()
             alias_rows = conn.execute(sa.select(mlops_aliases)).all()
         by_model: dict[str, dict[str, int]] = {}
         for a in alias_rows:
             by_model.setdefault(a.model_name, {})[a.alias] = int(a.version)
-        return [ModelSummary(r.model_name, int(r.latest), int(r.n), by_model.get(r.model_name, {}), _utc(r.updated))
-                for r in rows]
+        return [
+            ModelSummary(r.model_name, int(r.latest), int(r.n), by_model.get(r.model_name, {}), _utc(r.updated))
+            for r in rows
+        ]
 
     def resolve(self, name: str, ref: str | int | None = None) -> int:
         """The version number ``ref`` names: a number, an alias (default ``champion``) or ``latest``.
@@ -461,9 +535,14 @@ class ModelRegistry:
         if ref not in aliases:
             if self.latest_version(name) is None:
                 raise NotFoundError(f"No model named {name!r} is registered", hint="see 'aiw models list'")
-            raise NotFoundError(f"Model {name!r} has no alias {ref!r}",
-                                hint=(f"its aliases are {', '.join(sorted(aliases))}" if aliases else
-                                      "no version was promoted yet: request, approve and promote one"))
+            raise NotFoundError(
+                f"Model {name!r} has no alias {ref!r}",
+                hint=(
+                    f"its aliases are {', '.join(sorted(aliases))}"
+                    if aliases
+                    else "no version was promoted yet: request, approve and promote one"
+                ),
+            )
         return aliases[ref]
 
     # -- integrity -----------------------------------------------------------------------------
@@ -490,9 +569,15 @@ class ModelRegistry:
             exc = IntegrityError(
                 f"Model {name!r} version {version} failed its checksum check ({result.describe()}); "
                 "it will not be loaded",
-                hint="restore the registered files or register a new version")
-            raise self.deny(actor, "models.load", mv.resource, exc, {
-                "changed": result.changed, "missing": result.missing, "added": result.added}) from None
+                hint="restore the registered files or register a new version",
+            )
+            raise self.deny(
+                actor,
+                "models.load",
+                mv.resource,
+                exc,
+                {"changed": result.changed, "missing": result.missing, "added": result.added},
+            ) from None
         return folder, mv
 
     def check_mlflow_aliases(self, name: str) -> list[str]:
@@ -554,11 +639,13 @@ def _read_mlmodel(path: Path) -> tuple[str, list[str], tuple[ColumnSpec, ...]]:
     if not sk:
         raise InvalidInputError(
             f"Only scikit-learn models can be governed here; this model's flavors are {', '.join(flavors) or 'none'}",
-            hint="log it with aiw.mlops.tracking.log_model")
+            hint="log it with aiw.mlops.tracking.log_model",
+        )
     if sk.get("serialization_format") != "skops":
         raise InvalidInputError(
             f"The model is saved as {sk.get('serialization_format')!r}; only skops (safe loading) is accepted",
-            hint="log it with serialization_format='skops' (the default of aiw.mlops.tracking.log_model)")
+            hint="log it with serialization_format='skops' (the default of aiw.mlops.tracking.log_model)",
+        )
     inputs = json.loads((doc.get("signature") or {}).get("inputs") or "[]")
     columns = tuple(ColumnSpec(c["name"], c["type"], bool(c.get("required", True))) for c in inputs if "name" in c)
     if not columns:
@@ -568,10 +655,22 @@ def _read_mlmodel(path: Path) -> tuple[str, list[str], tuple[ColumnSpec, ...]]:
 
 def _to_version(row: Any, aliases: tuple[str, ...]) -> ModelVersion:
     return ModelVersion(
-        name=row.model_name, version=int(row.version), run_id=row.run_id, model_uri=row.model_uri,
-        artifact_uri=row.artifact_uri, flavor=row.flavor, manifest=json.loads(row.manifest),
-        manifest_sha256=row.manifest_sha256, trusted_types=tuple(json.loads(row.trusted_types)),
-        signature=tuple(ColumnSpec(**c) for c in json.loads(row.signature)), metrics=json.loads(row.metrics),
-        data_fingerprint=json.loads(row.data_fingerprint), code_version=json.loads(row.code_version),
-        parent_version=row.parent_version, description=row.description, registered_by=row.registered_by,
-        registered_at=_utc(row.registered_at), aliases=aliases)
+        name=row.model_name,
+        version=int(row.version),
+        run_id=row.run_id,
+        model_uri=row.model_uri,
+        artifact_uri=row.artifact_uri,
+        flavor=row.flavor,
+        manifest=json.loads(row.manifest),
+        manifest_sha256=row.manifest_sha256,
+        trusted_types=tuple(json.loads(row.trusted_types)),
+        signature=tuple(ColumnSpec(**c) for c in json.loads(row.signature)),
+        metrics=json.loads(row.metrics),
+        data_fingerprint=json.loads(row.data_fingerprint),
+        code_version=json.loads(row.code_version),
+        parent_version=row.parent_version,
+        description=row.description,
+        registered_by=row.registered_by,
+        registered_at=_utc(row.registered_at),
+        aliases=aliases,
+    )

@@ -57,8 +57,7 @@ class RolloutController:
         clock: Unix time source (tests pass a fake one).
     """
 
-    def __init__(self, workspace: Workspace, router: RolloutRouter, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, workspace: Workspace, router: RolloutRouter, *, clock: Callable[[], float] = time.time) -> None:
         self.workspace = workspace
         self.router = router
         self.settings = router.settings
@@ -115,20 +114,30 @@ class RolloutController:
         try:
             resolver.load(rollout.model, rollout.champion_version)
         except AiwError:
-            _log.exception("rollout #%s: the champion v%s cannot be loaded; not routing yet",
-                           rollout.id, rollout.champion_version)
+            _log.exception(
+                "rollout #%s: the champion v%s cannot be loaded; not routing yet", rollout.id, rollout.champion_version
+            )
             return
         try:
             resolver.load(rollout.model, rollout.candidate_version)
         except AiwError as exc:
-            decision = Decision("rollback", "load_failed",
-                                f"the candidate v{rollout.candidate_version} cannot be loaded: {exc.message}",
-                                replace(rollout.state, status=ROLLED_BACK))
+            decision = Decision(
+                "rollback",
+                "load_failed",
+                f"the candidate v{rollout.candidate_version} cannot be loaded: {exc.message}",
+                replace(rollout.state, status=ROLLED_BACK),
+            )
             self._record(rollout, decision, now, {}, alert=True)
             return
         served = self.router.put(rollout, now=now)
-        _log.info("rollout #%s of %s: serving %s (%s) from step %d", rollout.id, rollout.model,
-                  f"v{rollout.candidate_version}", rollout.mode, rollout.step_index + 1)
+        _log.info(
+            "rollout #%s of %s: serving %s (%s) from step %d",
+            rollout.id,
+            rollout.model,
+            f"v{rollout.candidate_version}",
+            rollout.mode,
+            rollout.step_index + 1,
+        )
         served.last_code = None
 
     # -- judging -------------------------------------------------------------------------------
@@ -147,8 +156,7 @@ class RolloutController:
         champion, candidate = live.arm_counts()
         decision = decide(plan, state, champion, candidate, now)
         champion_needed = plan.mode == "shadow" or live.share < 1.0
-        judged = candidate.successes >= g.min_requests and (champion.successes >= g.min_requests
-                                                            or not champion_needed)
+        judged = candidate.successes >= g.min_requests and (champion.successes >= g.min_requests or not champion_needed)
         if decision.action not in ("continue", "rollback") and judged:
             champion, candidate = live.arm_metrics()
             decision = decide(plan, state, champion, candidate, now)
@@ -166,12 +174,19 @@ class RolloutController:
         if current == rollout.champion_version:
             return None
         if current == rollout.candidate_version:
-            return Decision("promote", "promoted_elsewhere",
-                            f"@champion was moved to the candidate v{current} outside the rollout",
-                            replace(rollout.state, status=PROMOTED))
-        return Decision("rollback", "champion_moved",
-                        f"@champion moved from v{rollout.champion_version} to v{current} during the rollout; "
-                        "the comparison no longer holds", replace(rollout.state, status=ROLLED_BACK))
+            return Decision(
+                "promote",
+                "promoted_elsewhere",
+                f"@champion was moved to the candidate v{current} outside the rollout",
+                replace(rollout.state, status=PROMOTED),
+            )
+        return Decision(
+            "rollback",
+            "champion_moved",
+            f"@champion moved from v{rollout.champion_version} to v{current} during the rollout; "
+            "the comparison no longer holds",
+            replace(rollout.state, status=ROLLED_BACK),
+        )
 
     def _apply(self, live: LiveRollout, decision: Decision, now: float, metrics: dict[str, Any]) -> Decision | None:
         rollout = live.rollout
@@ -181,14 +196,26 @@ class RolloutController:
             refused = self._promote(rollout)
             if refused is not None:
                 self.router.set_share(rollout.model, 0.0)
-                decision = Decision("rollback", "promotion_refused",
-                                    f"the registry refused to move @champion to v{rollout.candidate_version}: "
-                                    f"{refused}", replace(rollout.state, status=ROLLED_BACK), decision.checks)
+                decision = Decision(
+                    "rollback",
+                    "promotion_refused",
+                    f"the registry refused to move @champion to v{rollout.candidate_version}: {refused}",
+                    replace(rollout.state, status=ROLLED_BACK),
+                    decision.checks,
+                )
         automatic = decision.action == "rollback"
         return self._record(rollout, decision, now, metrics, alert=automatic, live=live)
 
-    def _record(self, rollout: Rollout, decision: Decision, now: float, metrics: dict[str, Any], *, alert: bool,
-                live: LiveRollout | None = None) -> Decision | None:
+    def _record(
+        self,
+        rollout: Rollout,
+        decision: Decision,
+        now: float,
+        metrics: dict[str, Any],
+        *,
+        alert: bool,
+        live: LiveRollout | None = None,
+    ) -> Decision | None:
         try:
             stored = self.store.record(rollout, decision, actor=CONTROLLER, now=now, metrics=metrics)
         except ConflictError:  # another process (or an operator) decided first: take its state
@@ -198,8 +225,14 @@ class RolloutController:
         if live is not None:
             live.last_code = decision.code
         self.decisions = [*self.decisions[-199:], (rollout.id, decision)]
-        _log.info("rollout #%s of %s: %s (%s) -> %s", rollout.id, rollout.model, decision.action, decision.code,
-                  format_share(stored.share))
+        _log.info(
+            "rollout #%s of %s: %s (%s) -> %s",
+            rollout.id,
+            rollout.model,
+            decision.action,
+            decision.code,
+            format_share(stored.share),
+        )
         if alert:
             self._alert(stored, decision)
         return decision
@@ -222,12 +255,20 @@ class RolloutController:
 
         try:
             AlertManager(self.workspace.db, self.workspace.audit, self.workspace.settings.alerts).raise_alert(
-                "rollout-rollback", "critical", f"model:{rollout.model}",
+                "rollout-rollback",
+                "critical",
+                f"model:{rollout.model}",
                 f"Rollout #{rollout.id} of {rollout.model} v{rollout.candidate_version} was rolled back: "
                 f"{decision.reason}",
-                {"rollout_id": rollout.id, "candidate_version": rollout.candidate_version,
-                 "champion_version": rollout.champion_version, "code": decision.code, "mode": rollout.mode},
-                actor=CONTROLLER)
+                {
+                    "rollout_id": rollout.id,
+                    "candidate_version": rollout.candidate_version,
+                    "champion_version": rollout.champion_version,
+                    "code": decision.code,
+                    "mode": rollout.mode,
+                },
+                actor=CONTROLLER,
+            )
         except AiwError:  # the rollback stands; a misconfigured sink must not undo it
             _log.exception("raising the alert for the rollback of rollout #%s failed", rollout.id)
 

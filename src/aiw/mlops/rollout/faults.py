@@ -38,8 +38,9 @@ class FaultyClassifier(ClassifierMixin, BaseEstimator):
         delay_ms: Milliseconds slept on every call.
     """
 
-    def __init__(self, estimator: Any = None, failure_rate: float = 0.1, key: str = "amount",
-                 delay_ms: float = 0.0) -> None:
+    def __init__(
+        self, estimator: Any = None, failure_rate: float = 0.1, key: str = "amount", delay_ms: float = 0.0
+    ) -> None:
         self.estimator = estimator
         self.failure_rate = failure_rate
         self.key = key
@@ -48,8 +49,10 @@ class FaultyClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> FaultyClassifier:
         """Fit the wrapped classifier (when it is not fitted already) and take its classes."""
         if not 0 <= self.failure_rate <= 1:
-            raise InvalidInputError(f"The 'failure_rate' parameter of FaultyClassifier must be a float in [0, 1]. "
-                                    f"Got {self.failure_rate} instead.")
+            raise InvalidInputError(
+                f"The 'failure_rate' parameter of FaultyClassifier must be a float in [0, 1]. "
+                f"Got {self.failure_rate} instead."
+            )
         if self.estimator is None:
             raise InvalidInputError("The 'estimator' parameter of FaultyClassifier must be a classifier. Got None.")
         if not hasattr(self.estimator, "classes_"):
@@ -63,8 +66,9 @@ class FaultyClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidInputError(f"FaultyClassifier needs the column {self.key!r}.")
         cut = round(self.failure_rate * 10_000)
         values = X[self.key].to_numpy()
-        return np.fromiter(((zlib.crc32(repr(float(v)).encode()) % 10_000) < cut for v in values),
-                           dtype=bool, count=len(values))
+        return np.fromiter(
+            ((zlib.crc32(repr(float(v)).encode()) % 10_000) < cut for v in values), dtype=bool, count=len(values)
+        )
 
     def _check(self, X: pd.DataFrame) -> None:
         if self.delay_ms:
@@ -84,8 +88,16 @@ class FaultyClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(self.estimator.predict(X))
 
 
-def log_faulty_model(workspace: Workspace, estimator: Any, X: pd.DataFrame, y: Any, *, name: str,
-                     failure_rate: float = 0.1, delay_ms: float = 0.0) -> LoggedModel:
+def log_faulty_model(
+    workspace: Workspace,
+    estimator: Any,
+    X: pd.DataFrame,
+    y: Any,
+    *,
+    name: str,
+    failure_rate: float = 0.1,
+    delay_ms: float = 0.0,
+) -> LoggedModel:
     """Wrap a fitted classifier in :class:`FaultyClassifier` and log it to MLflow.
 
     The verification and example rows are taken among the rows that do not fail (MLflow and
@@ -115,6 +127,12 @@ def log_faulty_model(workspace: Workspace, estimator: Any, X: pd.DataFrame, y: A
     metrics, _ = evaluate_classifier(estimator, X_ok, y_ok)
     trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
     return Tracker(workspace).log_model(
-        model, name, X_ok, y_sample=y_ok.tolist(), metrics={k: v for k, v in metrics.items() if v == v},
+        model,
+        name,
+        X_ok,
+        y_sample=y_ok.tolist(),
+        metrics={k: v for k, v in metrics.items() if v == v},
         params={"failure_rate": failure_rate, "delay_ms": delay_ms, "wraps": type(estimator).__name__},
-        trusted_types=trusted, run_name=f"faulty-{name}")
+        trusted_types=trusted,
+        run_name=f"faulty-{name}",
+    )

@@ -79,8 +79,9 @@ class ArmMetrics:
         return self.errors / self.requests if self.requests else 0.0
 
     @classmethod
-    def from_outcomes(cls, latencies_ms: Sequence[float] | np.ndarray, errors: int,
-                      predictions: Sequence[Any] = ()) -> ArmMetrics:
+    def from_outcomes(
+        cls, latencies_ms: Sequence[float] | np.ndarray, errors: int, predictions: Sequence[Any] = ()
+    ) -> ArmMetrics:
         """Metrics from the latencies of the successes, the error count and a prediction sample."""
         lat = np.sort(np.asarray(latencies_ms, dtype=np.float64))
         ci: tuple[float, float] | None = None
@@ -100,11 +101,16 @@ class ArmMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         """Counts, rates and latencies, and a summary of the predictions (not the sample)."""
-        out: dict[str, Any] = {"requests": self.requests, "errors": self.errors,
-                               "error_rate": round(self.error_rate, 6),
-                               "p50_ms": _round(self.p50_ms), "p95_ms": _round(self.p95_ms),
-                               "p99_ms": _round(self.p99_ms), "predictions": len(self.predictions),
-                               "p95_ci_ms": None if self.p95_ci_ms is None else [_round(v) for v in self.p95_ci_ms]}
+        out: dict[str, Any] = {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 6),
+            "p50_ms": _round(self.p50_ms),
+            "p95_ms": _round(self.p95_ms),
+            "p99_ms": _round(self.p99_ms),
+            "predictions": len(self.predictions),
+            "p95_ci_ms": None if self.p95_ci_ms is None else [_round(v) for v in self.p95_ci_ms],
+        }
         if self.predictions:
             values = np.asarray(self.predictions)
             if values.dtype.kind in "fiu":
@@ -140,8 +146,13 @@ class GuardrailCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        return {"name": self.name, "status": self.status, "value": _round(self.value, 6),
-                "threshold": self.threshold, "detail": self.detail}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "value": _round(self.value, 6),
+            "threshold": self.threshold,
+            "detail": self.detail,
+        }
 
 
 def check_error_rate(g: Guardrails, candidate: ArmMetrics) -> GuardrailCheck:
@@ -155,16 +166,21 @@ def check_error_rate(g: Guardrails, candidate: ArmMetrics) -> GuardrailCheck:
     limit = g.max_error_rate
     shown = f"{errors} errors in {n} requests ({rate:.1%})"
     if errors > limit * max(n, g.min_requests):
-        return GuardrailCheck("error_rate", "fail", rate, limit,
-                              f"candidate error rate over {limit:.1%}: {shown}")
+        return GuardrailCheck("error_rate", "fail", rate, limit, f"candidate error rate over {limit:.1%}: {shown}")
     if n < g.min_requests:
-        return GuardrailCheck("error_rate", "wait", rate if n else None, limit,
-                              f"candidate has {n} of {g.min_requests} requests ({errors} errors)")
+        return GuardrailCheck(
+            "error_rate",
+            "wait",
+            rate if n else None,
+            limit,
+            f"candidate has {n} of {g.min_requests} requests ({errors} errors)",
+        )
     return GuardrailCheck("error_rate", "pass", rate, limit, f"candidate {shown}, limit {limit:.1%}")
 
 
-def check_latency(g: Guardrails, champion: ArmMetrics, candidate: ArmMetrics, *,
-                  champion_serves: bool = True) -> GuardrailCheck:
+def check_latency(
+    g: Guardrails, champion: ArmMetrics, candidate: ArmMetrics, *, champion_serves: bool = True
+) -> GuardrailCheck:
     """Fail when the candidate's p95 is over ``max_p95_ratio`` times the champion's, beyond doubt.
 
     Beyond doubt: even the low end of the candidate's p95 interval is over ``max_p95_ratio``
@@ -181,19 +197,32 @@ def check_latency(g: Guardrails, champion: ArmMetrics, candidate: ArmMetrics, *,
     """
     limit = g.max_p95_ratio
     if candidate.successes < g.min_requests or candidate.p95_ms is None or candidate.p95_ci_ms is None:
-        return GuardrailCheck("latency_p95", "wait", None, limit,
-                              f"candidate has {candidate.successes} of {g.min_requests} answered requests")
+        return GuardrailCheck(
+            "latency_p95",
+            "wait",
+            None,
+            limit,
+            f"candidate has {candidate.successes} of {g.min_requests} answered requests",
+        )
     if champion.successes < g.min_requests or champion.p95_ms is None or champion.p95_ci_ms is None:
         status: CheckStatus = "wait" if champion_serves else "skip"
-        return GuardrailCheck("latency_p95", status, None, limit,
-                              f"champion has {champion.successes} of {g.min_requests} answered requests")
+        return GuardrailCheck(
+            "latency_p95",
+            status,
+            None,
+            limit,
+            f"champion has {champion.successes} of {g.min_requests} answered requests",
+        )
     ratio = candidate.p95_ms / max(champion.p95_ms, 1e-6)
     low, high = candidate.p95_ci_ms[0], champion.p95_ci_ms[1]
-    shown = (f"p95 {candidate.p95_ms:.2f} ms (at least {low:.2f}) vs champion {champion.p95_ms:.2f} ms "
-             f"(at most {high:.2f}), x{ratio:.2f}")
+    shown = (
+        f"p95 {candidate.p95_ms:.2f} ms (at least {low:.2f}) vs champion {champion.p95_ms:.2f} ms "
+        f"(at most {high:.2f}), x{ratio:.2f}"
+    )
     if low > limit * high and low - high > g.latency_floor_ms:
-        return GuardrailCheck("latency_p95", "fail", ratio, limit,
-                              f"candidate latency regressed: {shown}, limit x{limit:g}")
+        return GuardrailCheck(
+            "latency_p95", "fail", ratio, limit, f"candidate latency regressed: {shown}, limit x{limit:g}"
+        )
     return GuardrailCheck("latency_p95", "pass", ratio, limit, f"candidate {shown}, limit x{limit:g}")
 
 
@@ -218,8 +247,9 @@ class ShiftResult:
     noise: float = 0.0
 
 
-def prediction_shift(reference: Sequence[Any] | np.ndarray, current: Sequence[Any] | np.ndarray, *,
-                     max_bins: int = 10) -> ShiftResult:
+def prediction_shift(
+    reference: Sequence[Any] | np.ndarray, current: Sequence[Any] | np.ndarray, *, max_bins: int = 10
+) -> ShiftResult:
     """PSI and JS distance between two prediction samples.
 
     Numbers with more distinct values than ``max_bins`` are binned on the reference's quantiles,
@@ -268,8 +298,9 @@ def _chi2_999(df: int) -> float:
     return float(chi2.ppf(0.999, max(df, 1)))
 
 
-def check_shift(g: Guardrails, champion: ArmMetrics, candidate: ArmMetrics, *,
-                champion_serves: bool = True) -> GuardrailCheck:
+def check_shift(
+    g: Guardrails, champion: ArmMetrics, candidate: ArmMetrics, *, champion_serves: bool = True
+) -> GuardrailCheck:
     """Fail when the PSI between the arms' predictions is over ``max_prediction_psi`` and beyond
     sampling noise.
 
@@ -280,22 +311,37 @@ def check_shift(g: Guardrails, champion: ArmMetrics, candidate: ArmMetrics, *,
     """
     limit = g.max_prediction_psi
     if candidate.successes < g.min_requests or not candidate.predictions:
-        return GuardrailCheck("prediction_shift", "wait", None, limit,
-                              f"candidate has {candidate.successes} of {g.min_requests} answered requests")
+        return GuardrailCheck(
+            "prediction_shift",
+            "wait",
+            None,
+            limit,
+            f"candidate has {candidate.successes} of {g.min_requests} answered requests",
+        )
     if champion.successes < g.min_requests or not champion.predictions:
         status: CheckStatus = "wait" if champion_serves else "skip"
-        return GuardrailCheck("prediction_shift", status, None, limit,
-                              f"champion has {champion.successes} of {g.min_requests} answered requests")
+        return GuardrailCheck(
+            "prediction_shift",
+            status,
+            None,
+            limit,
+            f"champion has {champion.successes} of {g.min_requests} answered requests",
+        )
     try:
         shift = prediction_shift(champion.predictions, candidate.predictions)
     except ValueError as exc:
         return GuardrailCheck("prediction_shift", "skip", None, limit, f"not compared: {exc}")
     shown = f"PSI {shift.psi:.3f} (JS {shift.js:.3f}) over {shift.bins} {shift.kind} bins"
     if shift.psi > limit and shift.psi > shift.noise:
-        return GuardrailCheck("prediction_shift", "fail", shift.psi, limit,
-                              f"candidate predictions shifted: {shown}, limit {limit:g}")
+        return GuardrailCheck(
+            "prediction_shift", "fail", shift.psi, limit, f"candidate predictions shifted: {shown}, limit {limit:g}"
+        )
     if shift.psi > limit:
-        return GuardrailCheck("prediction_shift", "pass", shift.psi, limit,
-                              f"{shown}: over {limit:g} but within sampling noise at these sizes "
-                              f"(bound {shift.noise:.3f})")
+        return GuardrailCheck(
+            "prediction_shift",
+            "pass",
+            shift.psi,
+            limit,
+            f"{shown}: over {limit:g} but within sampling noise at these sizes (bound {shift.noise:.3f})",
+        )
     return GuardrailCheck("prediction_shift", "pass", shift.psi, limit, f"{shown}, limit {limit:g}")

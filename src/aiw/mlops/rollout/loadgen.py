@@ -33,8 +33,9 @@ class LoadGenerator:
         timeout: Seconds one request may take.
     """
 
-    def __init__(self, url: str, api_key: str, rows: Sequence[dict[str, Any]], *, workers: int = 6,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, api_key: str, rows: Sequence[dict[str, Any]], *, workers: int = 6, timeout: float = 60.0
+    ) -> None:
         if not rows:
             raise InvalidInputError("The 'rows' parameter of LoadGenerator must hold at least one row.")
         if not 1 <= workers <= 256:
@@ -84,8 +85,10 @@ class LoadGenerator:
     def start(self) -> LoadGenerator:
         """Start the worker threads."""
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._run, args=(k,), daemon=True, name=f"aiw-load-{k}")
-                         for k in range(self.workers)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(k,), daemon=True, name=f"aiw-load-{k}")
+            for k in range(self.workers)
+        ]
         for t in self._threads:
             t.start()
         return self

@@ -64,8 +64,10 @@ def parse_steps(text: str | Iterable[float | int | str]) -> tuple[float, ...]:
         try:
             steps.append(float(str(item).strip().rstrip("%")))
         except ValueError:
-            raise InvalidInputError(f"Each step must be a percentage such as 5 or 12.5. Got {item!r} in {text!r}.",
-                                    hint="write steps like 5,10,25,50,100") from None
+            raise InvalidInputError(
+                f"Each step must be a percentage such as 5 or 12.5. Got {item!r} in {text!r}.",
+                hint="write steps like 5,10,25,50,100",
+            ) from None
     return tuple(steps)
 
 
@@ -113,26 +115,54 @@ class Guardrails:
 
     def __post_init__(self) -> None:
         owner = "Guardrails"
-        _check(owner, "max_error_rate", self.max_error_rate,
-               _number(self.max_error_rate) and 0 <= self.max_error_rate < 1, "a float in [0, 1)")
-        _check(owner, "max_p95_ratio", self.max_p95_ratio,
-               _number(self.max_p95_ratio) and self.max_p95_ratio >= 1, "a float >= 1")
-        _check(owner, "latency_floor_ms", self.latency_floor_ms,
-               _number(self.latency_floor_ms) and self.latency_floor_ms >= 0, "a float >= 0")
-        _check(owner, "max_prediction_psi", self.max_prediction_psi,
-               _number(self.max_prediction_psi) and self.max_prediction_psi > 0, "a float > 0")
-        _check(owner, "min_requests", self.min_requests,
-               isinstance(self.min_requests, int) and not isinstance(self.min_requests, bool)
-               and 1 <= self.min_requests <= 10_000_000, "an integer in [1, 10000000]")
+        _check(
+            owner,
+            "max_error_rate",
+            self.max_error_rate,
+            _number(self.max_error_rate) and 0 <= self.max_error_rate < 1,
+            "a float in [0, 1)",
+        )
+        _check(
+            owner,
+            "max_p95_ratio",
+            self.max_p95_ratio,
+            _number(self.max_p95_ratio) and self.max_p95_ratio >= 1,
+            "a float >= 1",
+        )
+        _check(
+            owner,
+            "latency_floor_ms",
+            self.latency_floor_ms,
+            _number(self.latency_floor_ms) and self.latency_floor_ms >= 0,
+            "a float >= 0",
+        )
+        _check(
+            owner,
+            "max_prediction_psi",
+            self.max_prediction_psi,
+            _number(self.max_prediction_psi) and self.max_prediction_psi > 0,
+            "a float > 0",
+        )
+        _check(
+            owner,
+            "min_requests",
+            self.min_requests,
+            isinstance(self.min_requests, int)
+            and not isinstance(self.min_requests, bool)
+            and 1 <= self.min_requests <= 10_000_000,
+            "an integer in [1, 10000000]",
+        )
 
     @classmethod
     def from_settings(cls, settings: RolloutSettings, **overrides: Any) -> Guardrails:
         """The defaults of ``settings.rollout``, with ``overrides`` (None values are ignored)."""
-        base: dict[str, Any] = {"max_error_rate": settings.max_error_rate,
-                                "max_p95_ratio": settings.max_p95_ratio,
-                                "latency_floor_ms": settings.latency_floor_ms,
-                                "max_prediction_psi": settings.max_prediction_psi,
-                                "min_requests": settings.min_requests}
+        base: dict[str, Any] = {
+            "max_error_rate": settings.max_error_rate,
+            "max_p95_ratio": settings.max_p95_ratio,
+            "latency_floor_ms": settings.latency_floor_ms,
+            "max_prediction_psi": settings.max_prediction_psi,
+            "min_requests": settings.min_requests,
+        }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
@@ -146,8 +176,9 @@ class Guardrails:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise InvalidInputError(f"Unknown guardrail(s) {', '.join(sorted(unknown))}; "
-                                    f"known: {', '.join(sorted(known))}.")
+            raise InvalidInputError(
+                f"Unknown guardrail(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}."
+            )
         return cls(**dict(d))
 
 
@@ -178,45 +209,77 @@ class RolloutPlan:
 
     def __post_init__(self) -> None:
         owner = "RolloutPlan"
-        _check(owner, "model", self.model, isinstance(self.model, str) and bool(self.model.strip()),
-               "a model name")
+        _check(owner, "model", self.model, isinstance(self.model, str) and bool(self.model.strip()), "a model name")
         for name in ("candidate_version", "champion_version"):
             value = getattr(self, name)
-            _check(owner, name, value, isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                   "a positive integer")
+            _check(
+                owner,
+                name,
+                value,
+                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                "a positive integer",
+            )
         _check(owner, "mode", self.mode, self.mode in MODES, f"one of {', '.join(MODES)}")
         if self.candidate_version == self.champion_version:
             raise InvalidInputError(
                 f"Version {self.candidate_version} of {self.model!r} already is @champion; nothing to roll out.",
-                hint="roll out another version")
+                hint="roll out another version",
+            )
         steps = tuple(float(s) for s in self.steps) if isinstance(self.steps, list | tuple) else self.steps
         if self.mode == "shadow" and steps != (100.0,):
             steps = (100.0,)
-        _check(owner, "steps", self.steps,
-               isinstance(steps, tuple) and len(steps) >= 1 and all(_number(s) and 0 < s <= 100 for s in steps)
-               and all(b > a for a, b in itertools.pairwise(steps)),
-               "strictly increasing percentages in (0, 100]")
+        _check(
+            owner,
+            "steps",
+            self.steps,
+            isinstance(steps, tuple)
+            and len(steps) >= 1
+            and all(_number(s) and 0 < s <= 100 for s in steps)
+            and all(b > a for a, b in itertools.pairwise(steps)),
+            "strictly increasing percentages in (0, 100]",
+        )
         _check(owner, "steps", self.steps, steps[-1] == 100.0, "a list ending at 100 (the candidate takes all traffic)")
         object.__setattr__(self, "steps", steps)
-        _check(owner, "bake_s", self.bake_s, _number(self.bake_s) and 0 < self.bake_s <= 7 * 86400,
-               "a duration in seconds in (0, 604800]")
+        _check(
+            owner,
+            "bake_s",
+            self.bake_s,
+            _number(self.bake_s) and 0 < self.bake_s <= 7 * 86400,
+            "a duration in seconds in (0, 604800]",
+        )
         if not isinstance(self.guardrails, Guardrails):
-            raise InvalidInputError(f"The 'guardrails' parameter of RolloutPlan must be Guardrails. "
-                                    f"Got {type(self.guardrails).__name__} instead.")
+            raise InvalidInputError(
+                f"The 'guardrails' parameter of RolloutPlan must be Guardrails. "
+                f"Got {type(self.guardrails).__name__} instead."
+            )
 
     @classmethod
-    def from_settings(cls, settings: RolloutSettings, model: str, candidate_version: int, champion_version: int, *,
-                      mode: str = "canary", steps: Iterable[float] | str | None = None,
-                      bake_s: float | str | None = None, **guardrails: Any) -> RolloutPlan:
+    def from_settings(
+        cls,
+        settings: RolloutSettings,
+        model: str,
+        candidate_version: int,
+        champion_version: int,
+        *,
+        mode: str = "canary",
+        steps: Iterable[float] | str | None = None,
+        bake_s: float | str | None = None,
+        **guardrails: Any,
+    ) -> RolloutPlan:
         """A plan with the defaults of ``settings.rollout``; any argument given overrides them.
 
         Raises:
             InvalidInputError: a bad step list, duration or guardrail.
         """
-        return cls(model=model, candidate_version=int(candidate_version), champion_version=int(champion_version),
-                   mode=mode, steps=parse_steps(steps if steps is not None else settings.steps),
-                   bake_s=parse_duration(bake_s if bake_s is not None else settings.bake_s),
-                   guardrails=Guardrails.from_settings(settings, **guardrails))
+        return cls(
+            model=model,
+            candidate_version=int(candidate_version),
+            champion_version=int(champion_version),
+            mode=mode,
+            steps=parse_steps(steps if steps is not None else settings.steps),
+            bake_s=parse_duration(bake_s if bake_s is not None else settings.bake_s),
+            guardrails=Guardrails.from_settings(settings, **guardrails),
+        )
 
     def share(self, step_index: int) -> float:
         """The candidate's share (0..1) at ``step_index``."""
@@ -235,18 +298,29 @@ class RolloutPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        return {"model": self.model, "candidate_version": self.candidate_version,
-                "champion_version": self.champion_version, "mode": self.mode, "steps": list(self.steps),
-                "bake_s": self.bake_s, "guardrails": self.guardrails.to_dict()}
+        return {
+            "model": self.model,
+            "candidate_version": self.candidate_version,
+            "champion_version": self.champion_version,
+            "mode": self.mode,
+            "steps": list(self.steps),
+            "bake_s": self.bake_s,
+            "guardrails": self.guardrails.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RolloutPlan:
         """Read back :meth:`to_dict`."""
         try:
-            return cls(model=str(d["model"]), candidate_version=int(d["candidate_version"]),
-                       champion_version=int(d["champion_version"]), mode=str(d.get("mode", "canary")),
-                       steps=tuple(float(s) for s in d["steps"]), bake_s=float(d["bake_s"]),
-                       guardrails=Guardrails.from_dict(d.get("guardrails") or {}))
+            return cls(
+                model=str(d["model"]),
+                candidate_version=int(d["candidate_version"]),
+                champion_version=int(d["champion_version"]),
+                mode=str(d.get("mode", "canary")),
+                steps=tuple(float(s) for s in d["steps"]),
+                bake_s=float(d["bake_s"]),
+                guardrails=Guardrails.from_dict(d.get("guardrails") or {}),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"Not a rollout plan: {exc}") from exc
 

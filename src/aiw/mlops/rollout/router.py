@@ -103,7 +103,7 @@ class _Arm:
                 continue
         else:
             return []
-        return rows[bisect.bisect_left(rows, t0, key=itemgetter(0)):]
+        return rows[bisect.bisect_left(rows, t0, key=itemgetter(0)) :]
 
     def counts(self, t0: float) -> ArmMetrics:
         """Requests and errors since ``t0`` (cheap: no percentiles)."""
@@ -190,14 +190,23 @@ class LiveRollout:
     def snapshot(self) -> dict[str, Any]:
         """Live metrics for status output: both arms, the split and the shadow's agreement."""
         champion, candidate = self.arm_metrics()
-        out: dict[str, Any] = {"rollout_id": self.id, "share": self.share, "mirror": self.mirror,
-                               "step_index": self.rollout.step_index, "step_since": self.step_since(),
-                               "champion": {"version": self.rollout.champion_version, **champion.to_dict()},
-                               "candidate": {"version": self.rollout.candidate_version, **candidate.to_dict()}}
+        out: dict[str, Any] = {
+            "rollout_id": self.id,
+            "share": self.share,
+            "mirror": self.mirror,
+            "step_index": self.rollout.step_index,
+            "step_since": self.step_since(),
+            "champion": {"version": self.rollout.champion_version, **champion.to_dict()},
+            "candidate": {"version": self.rollout.candidate_version, **candidate.to_dict()},
+        }
         if self.mirror:
-            out["shadow"] = {"mirrored": self.mirrored, "dropped": self.mirror_dropped,
-                             "pending": self.mirror_pending, "compared_rows": self.compared_rows,
-                             "agreement": (self.agreeing_rows / self.compared_rows) if self.compared_rows else None}
+            out["shadow"] = {
+                "mirrored": self.mirrored,
+                "dropped": self.mirror_dropped,
+                "pending": self.mirror_pending,
+                "compared_rows": self.compared_rows,
+                "agreement": (self.agreeing_rows / self.compared_rows) if self.compared_rows else None,
+            }
         return out
 
 
@@ -258,8 +267,15 @@ class RolloutRouter:
         seed: Seed of the random split (None: unpredictable).
     """
 
-    def __init__(self, workspace: Workspace, resolver: ModelResolver | None = None, *,
-                 settings: RolloutSettings | None = None, autostart: bool = True, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        resolver: ModelResolver | None = None,
+        *,
+        settings: RolloutSettings | None = None,
+        autostart: bool = True,
+        seed: int | None = None,
+    ) -> None:
         self.workspace = workspace
         self.settings = settings or workspace.settings.rollout
         self._resolver = resolver

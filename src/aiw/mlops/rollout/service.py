@@ -51,10 +51,14 @@ class DeploymentStatus:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        return {"model": self.model, "champion_version": self.champion_version,
-                "rollout": self.rollout.as_dict() if self.rollout else None,
-                "decisions": [d.as_dict() for d in self.decisions], "live": self.live,
-                "live_age_s": None if self.live_age_s is None else round(self.live_age_s, 3)}
+        return {
+            "model": self.model,
+            "champion_version": self.champion_version,
+            "rollout": self.rollout.as_dict() if self.rollout else None,
+            "decisions": [d.as_dict() for d in self.decisions],
+            "live": self.live,
+            "live_age_s": None if self.live_age_s is None else round(self.live_age_s, 3),
+        }
 
 
 class DeploymentService:
@@ -67,8 +71,9 @@ class DeploymentService:
         clock: Unix time source.
     """
 
-    def __init__(self, workspace: Workspace, *, router: RolloutRouter | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, workspace: Workspace, *, router: RolloutRouter | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         from aiw.mlops.registry import ModelRegistry, PromotionWorkflow
 
         self.workspace = workspace
@@ -80,8 +85,16 @@ class DeploymentService:
         self.workflow = PromotionWorkflow(workspace, self.registry)
 
     # -- starting ------------------------------------------------------------------------------
-    def canary(self, name: str, version: int, principal: Principal, *, steps: Any = None,
-               bake: float | str | None = None, **guardrails: Any) -> Rollout:
+    def canary(
+        self,
+        name: str,
+        version: int,
+        principal: Principal,
+        *,
+        steps: Any = None,
+        bake: float | str | None = None,
+        **guardrails: Any,
+    ) -> Rollout:
         """Start a canary of an approved ``version`` against the current ``@champion``.
 
         Args:
@@ -101,8 +114,9 @@ class DeploymentService:
         """
         return self._start("canary", name, version, principal, steps=steps, bake=bake, **guardrails)
 
-    def shadow(self, name: str, version: int, principal: Principal, *, bake: float | str | None = None,
-               **guardrails: Any) -> Rollout:
+    def shadow(
+        self, name: str, version: int, principal: Principal, *, bake: float | str | None = None, **guardrails: Any
+    ) -> Rollout:
         """Start a shadow of ``version``: it scores a mirrored copy of every request to
         ``@champion`` for one bake window; its answers are compared, never returned.
 
@@ -112,8 +126,17 @@ class DeploymentService:
         """
         return self._start("shadow", name, version, principal, steps=None, bake=bake, **guardrails)
 
-    def _start(self, mode: str, name: str, version: int, principal: Principal, *, steps: Any,
-               bake: float | str | None, **guardrails: Any) -> Rollout:
+    def _start(
+        self,
+        mode: str,
+        name: str,
+        version: int,
+        principal: Principal,
+        *,
+        steps: Any,
+        bake: float | str | None,
+        **guardrails: Any,
+    ) -> Rollout:
         action = f"deployments.{mode}"
         resource = f"model:{name}/{version}"
         self.registry.require(principal, "deployments:write", action, resource)
@@ -121,19 +144,26 @@ class DeploymentService:
             mv = self.registry.get(name, version)
             champion = self.registry.aliases(name).get("champion")
             if champion is None:
-                raise ConflictError(f"Model {name!r} has no @champion to compare a {mode} with",
-                                    hint=f"promote a first version: 'aiw models promote {name} VERSION'")
-            plan = RolloutPlan.from_settings(self.settings, name, mv.version, champion, mode=mode, steps=steps,
-                                             bake_s=bake, **guardrails)
+                raise ConflictError(
+                    f"Model {name!r} has no @champion to compare a {mode} with",
+                    hint=f"promote a first version: 'aiw models promote {name} VERSION'",
+                )
+            plan = RolloutPlan.from_settings(
+                self.settings, name, mv.version, champion, mode=mode, steps=steps, bake_s=bake, **guardrails
+            )
             if mode == "canary":
-                approved = [r for r in self.workflow.requests(name, status="approved")
-                            if r.version == mv.version and r.target == "production"]
+                approved = [
+                    r
+                    for r in self.workflow.requests(name, status="approved")
+                    if r.version == mv.version and r.target == "production"
+                ]
                 if not approved:
                     raise PolicyViolation(
                         f"Version {mv.version} of {name!r} has no approved request for production; "
                         "a canary may only roll out an approved version",
                         hint=f"'aiw models request {name} {mv.version} --to production', then have it approved "
-                             f"(or watch it first with 'aiw deploy shadow {name} --version {mv.version}')")
+                        f"(or watch it first with 'aiw deploy shadow {name} --version {mv.version}')",
+                    )
             self.registry.verified_folder(name, mv.version, actor=principal.name)
             rollout = self.store.create(plan, actor=principal.name, now=self.clock())
         except AiwError as exc:
@@ -177,8 +207,12 @@ class DeploymentService:
     def _running(self, name: str, principal: Principal, action: str) -> Rollout:
         rollout = self.store.current(name)
         if rollout is None:
-            raise self.registry.deny(principal, action, f"model:{name}", NotFoundError(
-                f"Model {name!r} has no running rollout", hint="see 'aiw deploy history'"))
+            raise self.registry.deny(
+                principal,
+                action,
+                f"model:{name}",
+                NotFoundError(f"Model {name!r} has no running rollout", hint="see 'aiw deploy history'"),
+            )
         return rollout
 
     def _record(self, rollout: Rollout, decision: Any, principal: Principal) -> Rollout:
@@ -194,9 +228,11 @@ class DeploymentService:
                         stored = rollout
                         break
                     raise ConflictError(
-                        f"Rollout #{rollout.id} ended meanwhile ({rollout.status}): {rollout.reason}") from None
-                decision = manual_decision(rollout.plan, rollout.state, decision.action,
-                                           decision.reason.split(": ", 1)[-1])
+                        f"Rollout #{rollout.id} ended meanwhile ({rollout.status}): {rollout.reason}"
+                    ) from None
+                decision = manual_decision(
+                    rollout.plan, rollout.state, decision.action, decision.reason.split(": ", 1)[-1]
+                )
         else:
             raise ConflictError(f"Rollout #{rollout.id} keeps changing; try again")
         if self.router is not None:

@@ -73,11 +73,13 @@ class RolloutState:
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
-            raise InvalidInputError(f"The 'status' of RolloutState must be one of {', '.join(STATUSES)}. "
-                                    f"Got {self.status!r} instead.")
+            raise InvalidInputError(
+                f"The 'status' of RolloutState must be one of {', '.join(STATUSES)}. Got {self.status!r} instead."
+            )
         if not isinstance(self.step_index, int) or self.step_index < 0:
-            raise InvalidInputError(f"The 'step_index' of RolloutState must be an integer >= 0. "
-                                    f"Got {self.step_index!r} instead.")
+            raise InvalidInputError(
+                f"The 'step_index' of RolloutState must be an integer >= 0. Got {self.step_index!r} instead."
+            )
 
     @property
     def final(self) -> bool:
@@ -130,16 +132,21 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        return {"action": self.action, "code": self.code, "reason": self.reason, "status": self.state.status,
-                "step_index": self.state.step_index, "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "action": self.action,
+            "code": self.code,
+            "reason": self.reason,
+            "status": self.state.status,
+            "step_index": self.state.step_index,
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
 
 def _rollback(state: RolloutState, code: str, reason: str, checks: tuple[GuardrailCheck, ...]) -> Decision:
     return Decision("rollback", code, reason, replace(state, status=ROLLED_BACK), checks)
 
 
-def decide(plan: RolloutPlan, state: RolloutState, champion: ArmMetrics, candidate: ArmMetrics,
-           now: float) -> Decision:
+def decide(plan: RolloutPlan, state: RolloutState, champion: ArmMetrics, candidate: ArmMetrics, now: float) -> Decision:
     """The decision for a running rollout.
 
     Args:
@@ -160,19 +167,24 @@ def decide(plan: RolloutPlan, state: RolloutState, champion: ArmMetrics, candida
         raise RolloutError(f"The rollout is {state.status}; only a running rollout takes decisions.")
     g = plan.guardrails
     share = plan.share(state.step_index) if plan.mode == "canary" else 1.0
-    where = (f"step {state.step_index + 1}/{len(plan.steps)} ({format_share(share)})" if plan.mode == "canary"
-             else "shadow")
+    where = (
+        f"step {state.step_index + 1}/{len(plan.steps)} ({format_share(share)})" if plan.mode == "canary" else "shadow"
+    )
     errors = check_error_rate(g, candidate)
     if errors.status == "fail":
         return _rollback(state, "error_rate", f"{where}: {errors.detail}", (errors,))
     elapsed = now - state.step_started_at
     if elapsed < plan.bake_s:
-        return Decision("continue", "baking", f"{where}: baking, {max(elapsed, 0):.1f} of {plan.bake_s:g} s",
-                        state, (errors,))
+        return Decision(
+            "continue", "baking", f"{where}: baking, {max(elapsed, 0):.1f} of {plan.bake_s:g} s", state, (errors,)
+        )
     # In a canary's 100% step the champion answers nothing: its baseline is its earlier traffic.
     champion_serves = plan.mode == "shadow" or share < 1.0
-    checks = (errors, check_latency(g, champion, candidate, champion_serves=champion_serves),
-              check_shift(g, champion, candidate, champion_serves=champion_serves))
+    checks = (
+        errors,
+        check_latency(g, champion, candidate, champion_serves=champion_serves),
+        check_shift(g, champion, candidate, champion_serves=champion_serves),
+    )
     failed = [c for c in checks if c.status == "fail"]
     if failed:
         return _rollback(state, failed[0].name, f"{where}: {'; '.join(c.detail for c in failed)}", checks)
@@ -182,15 +194,25 @@ def decide(plan: RolloutPlan, state: RolloutState, champion: ArmMetrics, candida
         return Decision("hold", "too_little_traffic", f"{where}: holding, {'; '.join(details)}", state, checks)
     healthy = "; ".join(c.detail for c in checks if c.status == "pass")
     if plan.mode == "shadow":
-        return Decision("complete", "healthy", f"shadow passed every guardrail: {healthy}",
-                        replace(state, status=COMPLETED), checks)
+        return Decision(
+            "complete", "healthy", f"shadow passed every guardrail: {healthy}", replace(state, status=COMPLETED), checks
+        )
     if state.step_index >= plan.last_step:
-        return Decision("promote", "healthy", f"{where} passed every guardrail; promoting to @champion: {healthy}",
-                        replace(state, status=PROMOTED), checks)
+        return Decision(
+            "promote",
+            "healthy",
+            f"{where} passed every guardrail; promoting to @champion: {healthy}",
+            replace(state, status=PROMOTED),
+            checks,
+        )
     nxt = state.step_index + 1
-    return Decision("advance", "healthy",
-                    f"{where} passed every guardrail; advancing to {format_share(plan.share(nxt))}: {healthy}",
-                    RolloutState(RUNNING, nxt, float(now)), checks)
+    return Decision(
+        "advance",
+        "healthy",
+        f"{where} passed every guardrail; advancing to {format_share(plan.share(nxt))}: {healthy}",
+        RolloutState(RUNNING, nxt, float(now)),
+        checks,
+    )
 
 
 def manual_decision(plan: RolloutPlan, state: RolloutState, action: str, reason: str) -> Decision:
@@ -208,6 +230,8 @@ def manual_decision(plan: RolloutPlan, state: RolloutState, action: str, reason:
     if action == "rollback":
         return _rollback(state, "operator", f"rolled back by the operator: {why}", ())
     if plan.mode == "shadow":
-        raise RolloutError("A shadow deployment answered no live traffic and cannot be promoted.",
-                           hint=f"start a canary: 'aiw deploy canary {plan.model} --version {plan.candidate_version}'")
+        raise RolloutError(
+            "A shadow deployment answered no live traffic and cannot be promoted.",
+            hint=f"start a canary: 'aiw deploy canary {plan.model} --version {plan.candidate_version}'",
+        )
     return Decision("promote", "operator", f"promoted by the operator: {why}", replace(state, status=PROMOTED), ())

@@ -115,15 +115,28 @@ class Rollout:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        return {"id": self.id, "model": self.model, "mode": self.mode, "candidate_version": self.candidate_version,
-                "champion_version": self.champion_version, "status": self.status, "step_index": self.step_index,
-                "steps": list(self.plan.steps), "share": self.share, "bake_s": self.plan.bake_s,
-                "guardrails": self.plan.guardrails.to_dict(), "revision": self.revision, "reason": self.reason,
-                "started_at": self.started_at.isoformat(), "step_started_at": self.step_started_at.isoformat(),
-                "updated_at": self.updated_at.isoformat(),
-                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-                "created_by": self.created_by, "live_metrics": self.live_metrics,
-                "metrics_at": self.metrics_at.isoformat() if self.metrics_at else None}
+        return {
+            "id": self.id,
+            "model": self.model,
+            "mode": self.mode,
+            "candidate_version": self.candidate_version,
+            "champion_version": self.champion_version,
+            "status": self.status,
+            "step_index": self.step_index,
+            "steps": list(self.plan.steps),
+            "share": self.share,
+            "bake_s": self.plan.bake_s,
+            "guardrails": self.plan.guardrails.to_dict(),
+            "revision": self.revision,
+            "reason": self.reason,
+            "started_at": self.started_at.isoformat(),
+            "step_started_at": self.step_started_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "created_by": self.created_by,
+            "live_metrics": self.live_metrics,
+            "metrics_at": self.metrics_at.isoformat() if self.metrics_at else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -144,26 +157,54 @@ class DecisionRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        return {"id": self.id, "rollout_id": self.rollout_id, "at": self.at.isoformat(), "action": self.action,
-                "code": self.code, "reason": self.reason, "step_index": self.step_index,
-                "from_share": self.from_share, "to_share": self.to_share, "metrics": self.metrics,
-                "actor": self.actor}
+        return {
+            "id": self.id,
+            "rollout_id": self.rollout_id,
+            "at": self.at.isoformat(),
+            "action": self.action,
+            "code": self.code,
+            "reason": self.reason,
+            "step_index": self.step_index,
+            "from_share": self.from_share,
+            "to_share": self.to_share,
+            "metrics": self.metrics,
+            "actor": self.actor,
+        }
 
 
 def _to_rollout(row: Any) -> Rollout:
     return Rollout(
-        id=int(row.id), plan=RolloutPlan.from_dict(json.loads(row.plan)), status=row.status,
-        step_index=int(row.step_index), share=float(row.share), revision=int(row.revision), reason=row.reason,
-        started_at=_utc(row.started_at) or datetime.now(UTC), step_started_at=_utc(row.step_started_at)
-        or datetime.now(UTC), updated_at=_utc(row.updated_at) or datetime.now(UTC),
-        finished_at=_utc(row.finished_at), created_by=row.created_by,
-        live_metrics=json.loads(row.live_metrics) if row.live_metrics else None, metrics_at=_utc(row.metrics_at))
+        id=int(row.id),
+        plan=RolloutPlan.from_dict(json.loads(row.plan)),
+        status=row.status,
+        step_index=int(row.step_index),
+        share=float(row.share),
+        revision=int(row.revision),
+        reason=row.reason,
+        started_at=_utc(row.started_at) or datetime.now(UTC),
+        step_started_at=_utc(row.step_started_at) or datetime.now(UTC),
+        updated_at=_utc(row.updated_at) or datetime.now(UTC),
+        finished_at=_utc(row.finished_at),
+        created_by=row.created_by,
+        live_metrics=json.loads(row.live_metrics) if row.live_metrics else None,
+        metrics_at=_utc(row.metrics_at),
+    )
 
 
 def _to_decision(row: Any) -> DecisionRecord:
-    return DecisionRecord(int(row.id), int(row.rollout_id), _utc(row.at) or datetime.now(UTC), row.action, row.code,
-                          row.reason, int(row.step_index), float(row.from_share), float(row.to_share),
-                          json.loads(row.metrics or "{}"), row.actor)
+    return DecisionRecord(
+        int(row.id),
+        int(row.rollout_id),
+        _utc(row.at) or datetime.now(UTC),
+        row.action,
+        row.code,
+        row.reason,
+        int(row.step_index),
+        float(row.from_share),
+        float(row.to_share),
+        json.loads(row.metrics or "{}"),
+        row.actor,
+    )
 
 
 class RolloutStore:
@@ -192,20 +233,48 @@ class RolloutStore:
         t = rollouts
         try:
             with self.db.begin() as conn:
-                key = conn.execute(t.insert().values(
-                    model_name=plan.model, active_model=plan.model, mode=plan.mode,
-                    candidate_version=plan.candidate_version, champion_version=plan.champion_version,
-                    status=state.status, step_index=0, share=share, plan=json.dumps(plan.to_dict()), revision=0,
-                    reason=why, started_at=at, step_started_at=at, updated_at=at, created_by=actor,
-                )).inserted_primary_key
+                key = conn.execute(
+                    t.insert().values(
+                        model_name=plan.model,
+                        active_model=plan.model,
+                        mode=plan.mode,
+                        candidate_version=plan.candidate_version,
+                        champion_version=plan.champion_version,
+                        status=state.status,
+                        step_index=0,
+                        share=share,
+                        plan=json.dumps(plan.to_dict()),
+                        revision=0,
+                        reason=why,
+                        started_at=at,
+                        step_started_at=at,
+                        updated_at=at,
+                        created_by=actor,
+                    )
+                ).inserted_primary_key
                 assert key is not None
                 rollout_id = int(key[0])
-                conn.execute(rollout_decisions.insert().values(
-                    rollout_id=rollout_id, at=at, action="start", code="start", reason=why, step_index=0,
-                    from_share=0.0, to_share=share, metrics=json.dumps({"plan": plan.to_dict()}), actor=actor))
-                self.audit.append(actor, "deployments.start", f"model:{plan.model}/{plan.candidate_version}",
-                                  details={"rollout_id": rollout_id, "mode": plan.mode, "plan": plan.to_dict()},
-                                  conn=conn)
+                conn.execute(
+                    rollout_decisions.insert().values(
+                        rollout_id=rollout_id,
+                        at=at,
+                        action="start",
+                        code="start",
+                        reason=why,
+                        step_index=0,
+                        from_share=0.0,
+                        to_share=share,
+                        metrics=json.dumps({"plan": plan.to_dict()}),
+                        actor=actor,
+                    )
+                )
+                self.audit.append(
+                    actor,
+                    "deployments.start",
+                    f"model:{plan.model}/{plan.candidate_version}",
+                    details={"rollout_id": rollout_id, "mode": plan.mode, "plan": plan.to_dict()},
+                    conn=conn,
+                )
         except sa.exc.IntegrityError:
             running = self.current(plan.model)
             raise ConflictError(
@@ -215,8 +284,9 @@ class RolloutStore:
             ) from None
         return self.get(rollout_id)
 
-    def record(self, rollout: Rollout, decision: Decision, *, actor: str, now: float,
-               metrics: dict[str, Any] | None = None) -> Rollout:
+    def record(
+        self, rollout: Rollout, decision: Decision, *, actor: str, now: float, metrics: dict[str, Any] | None = None
+    ) -> Rollout:
         """Persist a decision taken on ``rollout`` (as read at ``rollout.revision``).
 
         State changes (advance, rollback, promote, complete) are compare-and-set on the revision;
@@ -238,29 +308,62 @@ class RolloutStore:
         with self.db.begin() as conn:
             values: dict[str, Any] = {"reason": decision.reason, "updated_at": at}
             if decision.changes_state:
-                values.update(status=new.status, step_index=new.step_index, share=to_share,
-                              step_started_at=_ts(new.step_started_at), revision=rollout.revision + 1)
+                values.update(
+                    status=new.status,
+                    step_index=new.step_index,
+                    share=to_share,
+                    step_started_at=_ts(new.step_started_at),
+                    revision=rollout.revision + 1,
+                )
                 if new.final:
                     values.update(active_model=None, finished_at=at)
-            changed = conn.execute(t.update().where((t.c.id == rollout.id) & (t.c.revision == rollout.revision)
-                                                    & (t.c.status == RUNNING)).values(**values)).rowcount
+            changed = conn.execute(
+                t.update()
+                .where((t.c.id == rollout.id) & (t.c.revision == rollout.revision) & (t.c.status == RUNNING))
+                .values(**values)
+            ).rowcount
             if changed != 1:
                 raise ConflictError(f"Rollout #{rollout.id} changed since it was read; re-read it and decide again")
-            conn.execute(rollout_decisions.insert().values(
-                rollout_id=rollout.id, at=at, action=decision.action, code=decision.code, reason=decision.reason,
-                step_index=new.step_index, from_share=rollout.share, to_share=to_share,
-                metrics=json.dumps(doc, default=str), actor=actor))
-            self.audit.append(actor, f"deployments.{decision.action}", rollout.resource, details={
-                "rollout_id": rollout.id, "mode": plan.mode, "code": decision.code, "reason": decision.reason[:2000],
-                "from_share": rollout.share, "to_share": to_share, "step_index": new.step_index,
-                "status": new.status}, conn=conn)
+            conn.execute(
+                rollout_decisions.insert().values(
+                    rollout_id=rollout.id,
+                    at=at,
+                    action=decision.action,
+                    code=decision.code,
+                    reason=decision.reason,
+                    step_index=new.step_index,
+                    from_share=rollout.share,
+                    to_share=to_share,
+                    metrics=json.dumps(doc, default=str),
+                    actor=actor,
+                )
+            )
+            self.audit.append(
+                actor,
+                f"deployments.{decision.action}",
+                rollout.resource,
+                details={
+                    "rollout_id": rollout.id,
+                    "mode": plan.mode,
+                    "code": decision.code,
+                    "reason": decision.reason[:2000],
+                    "from_share": rollout.share,
+                    "to_share": to_share,
+                    "step_index": new.step_index,
+                    "status": new.status,
+                },
+                conn=conn,
+            )
         return self.get(rollout.id)
 
     def publish_metrics(self, rollout_id: int, metrics: dict[str, Any], *, now: float) -> None:
         """Store the latest live per-arm metrics (telemetry for other processes; not audited)."""
         with self.db.begin() as conn:
-            conn.execute(rollouts.update().where(rollouts.c.id == rollout_id).values(
-                live_metrics=json.dumps(metrics, default=str), metrics_at=_ts(now)))
+            conn.execute(
+                rollouts.update()
+                .where(rollouts.c.id == rollout_id)
+                .values(live_metrics=json.dumps(metrics, default=str), metrics_at=_ts(now))
+            )
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, rollout_id: int) -> Rollout:
@@ -284,8 +387,9 @@ class RolloutStore:
     def latest(self, model: str) -> Rollout | None:
         """The newest rollout of ``model`` (running or not), if any."""
         with self.db.engine.connect() as conn:
-            row = conn.execute(sa.select(rollouts).where(rollouts.c.model_name == model)
-                               .order_by(rollouts.c.id.desc()).limit(1)).first()
+            row = conn.execute(
+                sa.select(rollouts).where(rollouts.c.model_name == model).order_by(rollouts.c.id.desc()).limit(1)
+            ).first()
         return _to_rollout(row) if row is not None else None
 
     def active(self) -> list[Rollout]:

@@ -90,8 +90,9 @@ def _show(console: Any, d: dict[str, Any]) -> None:
     summary = d["reason"].split(": ", 1)[0]
     cand, champ = d["metrics"].get("candidate") or {}, d["metrics"].get("champion") or {}
     p95 = cand.get("p95_ms")
-    figures = (f"candidate {cand.get('requests', 0)} requests, {cand.get('errors', 0)} errors"
-               + (f", p95 {p95:.1f} ms vs {champ.get('p95_ms') or 0:.1f} ms" if p95 is not None else ""))
+    figures = f"candidate {cand.get('requests', 0)} requests, {cand.get('errors', 0)} errors" + (
+        f", p95 {p95:.1f} ms vs {champ.get('p95_ms') or 0:.1f} ms" if p95 is not None else ""
+    )
     console.print(f"  \\[{d['action']}] {summary} ({figures})")
 
 
@@ -127,19 +128,25 @@ def tour_step(ctx: TourContext) -> None:
     features = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
     with ModelResolver(ws) as resolver:
         pipeline = resolver.load(name, v2).reference.model
-    faulty = log_faulty_model(ws, pipeline, frame[features].head(600), frame[LABEL].head(600), name=name,
-                              failure_rate=0.1)
-    v3 = registry.register(faulty, name, scientist, description="v2 with an injected bug: fails on 10% of claims"
-                           ).version
-    console.print(f"  registered v{v2} (retrained, auc {retrained.metrics['auc']:.3f}, approved for production) "
-                  f"and v{v3} (v{v2} with an injected bug failing 10% of claims)")
+    faulty = log_faulty_model(
+        ws, pipeline, frame[features].head(600), frame[LABEL].head(600), name=name, failure_rate=0.1
+    )
+    v3 = registry.register(
+        faulty, name, scientist, description="v2 with an injected bug: fails on 10% of claims"
+    ).version
+    console.print(
+        f"  registered v{v2} (retrained, auc {retrained.metrics['auc']:.3f}, approved for production) "
+        f"and v{v3} (v{v2} with an injected bug failing 10% of claims)"
+    )
 
     shuffled = frame[features].sample(frac=1.0, random_state=ctx.seed)  # live traffic comes in no order
     rows = cast("list[dict[str, Any]]", shuffled.to_dict("records"))
     ds_key = keys["data_scientist"]
     canary = {"steps": _STEPS, "bake": _BAKE, "min_requests": _MIN_REQUESTS}
-    with ApiServerThread(ctx.settings) as base, httpx.Client(
-            base_url=base, timeout=60, headers={"Authorization": f"Bearer {ds_key}"}) as client:
+    with (
+        ApiServerThread(ctx.settings) as base,
+        httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {ds_key}"}) as client,
+    ):
         url = f"{base}/v1/models/{name}/predict"
         started = time.perf_counter()
         client.post(f"/v1/deployments/{name}/canary", json={"version": v2, **canary}).raise_for_status()
@@ -149,18 +156,19 @@ def tour_step(ctx: TourContext) -> None:
         for d in good["decisions"]:
             _show(console, d)
         served = load.mark()
-        console.print(f"  canary of v{v2}: {good['rollout']['status']} in {seconds:.1f} s over "
-                      f"{sum(served.values()):,} live requests ({served.get(f'v{champion}', 0):,} by v{champion}, "
-                      f"{served.get(f'v{v2}', 0):,} by v{v2}, {load.failures} failed); @champion -> "
-                      f"v{good['champion_version']}")
+        console.print(
+            f"  canary of v{v2}: {good['rollout']['status']} in {seconds:.1f} s over "
+            f"{sum(served.values()):,} live requests ({served.get(f'v{champion}', 0):,} by v{champion}, "
+            f"{served.get(f'v{v2}', 0):,} by v{v2}, {load.failures} failed); @champion -> "
+            f"v{good['champion_version']}"
+        )
 
         _approve(ctx, name, v3)  # approved after v2's promotion, which superseded open approvals
         started = time.perf_counter()
         # The faulty version must be judged on its errors: on a busy machine a latency or shift
         # verdict could otherwise win the race, and the tour would show a different reason.
         errors_only = {"max_p95_ratio": 1000.0, "latency_floor_ms": 60_000.0, "max_prediction_psi": 1000.0}
-        client.post(f"/v1/deployments/{name}/canary",
-                    json={"version": v3, **canary, **errors_only}).raise_for_status()
+        client.post(f"/v1/deployments/{name}/canary", json={"version": v3, **canary, **errors_only}).raise_for_status()
         # The injected failures are the point here, and they are counted below: keep uvicorn's
         # traceback of each one out of the tour's output.
         with _quiet("uvicorn.error", "aiw.alerts"), LoadGenerator(url, ds_key, rows, workers=6) as load:
@@ -170,11 +178,18 @@ def tour_step(ctx: TourContext) -> None:
     served = load.mark()
     total = sum(served.values())
     console.print(f"  canary of v{v3}: {bad['rollout']['status']} after {seconds:.1f} s: {bad['rollout']['reason']}")
-    console.print(f"  {load.failures} of {total:,} live requests failed ({load.failures / max(total, 1):.2%}, "
-                  f"at most the canary's {_STEPS[0]}% share); @champion stays v{bad['champion_version']}")
+    console.print(
+        f"  {load.failures} of {total:,} live requests failed ({load.failures / max(total, 1):.2%}, "
+        f"at most the canary's {_STEPS[0]}% share); @champion stays v{bad['champion_version']}"
+    )
     alerts = AlertManager(ws.db, ws.audit, ws.settings.alerts).list_alerts(subject=f"model:{name}", limit=1)
     if alerts:
         console.print(f"  alert #{alerts[0].id} \\[{alerts[0].severity}] {alerts[0].rule}")
-    ctx.facts["rollout"] = {"model": name, "promoted": v2, "rolled_back": v3,
-                            "champion": bad["champion_version"], "failed_requests": load.failures,
-                            "requests": total}
+    ctx.facts["rollout"] = {
+        "model": name,
+        "promoted": v2,
+        "rolled_back": v3,
+        "champion": bad["champion_version"],
+        "failed_requests": load.failures,
+        "requests": total,
+    }

@@ -81,11 +81,14 @@ class ChunkScorer:
         folder = Path(spec.folder)
         result = check_manifest(folder, spec.manifest)
         if not result.ok:
-            raise IntegrityError(f"Model {spec.name!r} version {spec.version} failed its checksum check "
-                                 f"({result.describe()}); it will not be loaded")
+            raise IntegrityError(
+                f"Model {spec.name!r} version {spec.version} failed its checksum check "
+                f"({result.describe()}); it will not be loaded"
+            )
         flavor = (yaml.safe_load((folder / "MLmodel").read_text()) or {}).get("flavors", {}).get("sklearn", {})
-        model = skops.io.load(folder / str(flavor.get("pickled_model", "model.skops")),
-                              trusted=list(spec.trusted_types))
+        model = skops.io.load(
+            folder / str(flavor.get("pickled_model", "model.skops")), trusted=list(spec.trusted_types)
+        )
         self.spec = spec
         self.schema = InputSchema(spec.signature)
         self.predictor = SklearnPredictor(model, self.schema)
@@ -198,8 +201,10 @@ class RayEngine:
                     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
                     self._started = True
             except Exception as exc:
-                raise BackendError(f"Cannot start or reach Ray{f' at {address}' if address else ''}: {exc}",
-                                   hint="check AIW_ENGINE__RAY_ADDRESS, or leave it empty for a local Ray") from exc
+                raise BackendError(
+                    f"Cannot start or reach Ray{f' at {address}' if address else ''}: {exc}",
+                    hint="check AIW_ENGINE__RAY_ADDRESS, or leave it empty for a local Ray",
+                ) from exc
         return ray
 
     def map(self, spec: ScorerSpec, chunks: Iterable[pa.Table]) -> Iterator[pa.Table]:
@@ -274,8 +279,9 @@ class ScoreResult:
 
 def _check_table(name: str, what: str) -> str:
     if not isinstance(name, str) or not _TABLE.match(name):
-        raise InvalidInputError(f"The {what} table name must be an identifier such as claims or main.claims. "
-                                f"Got {name!r}.")
+        raise InvalidInputError(
+            f"The {what} table name must be an identifier such as claims or main.claims. Got {name!r}."
+        )
     return name
 
 
@@ -288,10 +294,19 @@ def _engine(engine: str | BatchEngine | None, settings: EngineSettings) -> tuple
     return cls(settings), True
 
 
-def score_table(workspace: Workspace, name: str, table: str, out: str, principal: Principal, *,
-                ref: str | int | None = None, engine: str | BatchEngine | None = None,
-                chunk_rows: int | None = None, limit: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> ScoreResult:
+def score_table(
+    workspace: Workspace,
+    name: str,
+    table: str,
+    out: str,
+    principal: Principal,
+    *,
+    ref: str | int | None = None,
+    engine: str | BatchEngine | None = None,
+    chunk_rows: int | None = None,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreResult:
     """Score every row of ``table`` with ``name`` at ``ref`` and write the result to ``out``.
 
     Args:
@@ -350,10 +365,14 @@ def score_table(workspace: Workspace, name: str, table: str, out: str, principal
         missing = [c.name for c in mv.signature if c.name not in available]
         clashes = [c for c in _OUTPUT_COLUMNS if c in available]
         if missing or clashes:
-            problem = (f"lacks the model's input columns {', '.join(missing)}" if missing
-                       else f"already has columns named {', '.join(clashes)}")
-            raise InvalidInputError(f"The table {table!r} {problem}",
-                                    hint=f"the model takes {', '.join(c.name for c in mv.signature)}")
+            problem = (
+                f"lacks the model's input columns {', '.join(missing)}"
+                if missing
+                else f"already has columns named {', '.join(clashes)}"
+            )
+            raise InvalidInputError(
+                f"The table {table!r} {problem}", hint=f"the model takes {', '.join(c.name for c in mv.signature)}"
+            )
         total = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
         if limit is not None:
             total = min(total, limit)
@@ -374,8 +393,10 @@ def score_table(workspace: Workspace, name: str, table: str, out: str, principal
             files = ", ".join(f"'{p}'" for p in sorted(staging.glob("*.parquet")))
             conn.execute(f"CREATE TABLE {out} AS SELECT * FROM read_parquet([{files}])")
         else:  # an empty table: an empty output with the right columns
-            conn.execute(f"CREATE TABLE {out} AS SELECT *, NULL::BIGINT AS prediction, NULL::DOUBLE AS score, "
-                         f"NULL::INTEGER AS model_version FROM {table} LIMIT 0")
+            conn.execute(
+                f"CREATE TABLE {out} AS SELECT *, NULL::BIGINT AS prediction, NULL::DOUBLE AS score, "
+                f"NULL::INTEGER AS model_version FROM {table} LIMIT 0"
+            )
         conn.execute("COMMIT")
     except duckdb.Error as exc:
         with contextlib.suppress(duckdb.Error):
@@ -387,6 +408,10 @@ def score_table(workspace: Workspace, name: str, table: str, out: str, principal
         if owned:
             runner.close()
     result = ScoreResult(name, mv.version, table, out, done, n_chunks, runner.name, time.perf_counter() - started)
-    workspace.audit.append(principal.name, "models.score", f"model:{name}/{mv.version}", details={
-        "table": table, "out": out, "rows": done, "engine": runner.name, "seconds": round(result.seconds, 3)})
+    workspace.audit.append(
+        principal.name,
+        "models.score",
+        f"model:{name}/{mv.version}",
+        details={"table": table, "out": out, "rows": done, "engine": runner.name, "seconds": round(result.seconds, 3)},
+    )
     return result

@@ -58,8 +58,15 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def export_onnx(workspace: Workspace, name: str, version: int, principal: Principal, *,
-                tolerance: float = 1e-4, out_dir: Path | None = None) -> ExportResult:
+def export_onnx(
+    workspace: Workspace,
+    name: str,
+    version: int,
+    principal: Principal,
+    *,
+    tolerance: float = 1e-4,
+    out_dir: Path | None = None,
+) -> ExportResult:
     """Export ``version`` of ``name`` to ONNX after checking it against the original.
 
     Args:
@@ -77,7 +84,8 @@ def export_onnx(workspace: Workspace, name: str, version: int, principal: Princi
     """
     if not 0 < tolerance <= 0.1:
         raise InvalidInputError(
-            f"The 'tolerance' parameter of export_onnx must be a float in (0, 0.1]. Got {tolerance}.")
+            f"The 'tolerance' parameter of export_onnx must be a float in (0, 0.1]. Got {tolerance}."
+        )
     registry = ModelRegistry(workspace)
     resource = f"model:{name}/{version}"
     registry.require(principal, "models:write", "models.export", resource)
@@ -86,8 +94,10 @@ def export_onnx(workspace: Workspace, name: str, version: int, principal: Princi
     batch = verification_batch(folder, loaded.record.manifest, loaded.schema)
     try:
         if batch is None:
-            raise InvalidInputError(f"Model {name!r} version {version} carries no held-out rows to check an export on",
-                                    hint="log it with aiw.mlops.tracking.log_model and held-out X_sample rows")
+            raise InvalidInputError(
+                f"Model {name!r} version {version} carries no held-out rows to check an export on",
+                hint="log it with aiw.mlops.tracking.log_model and held-out X_sample rows",
+            )
         data = convert_to_onnx(loaded.reference.model, loaded.schema)
         onnx = OnnxPredictor(data, loaded.schema, loaded.reference.classes)
         report = verify_runtime(onnx, loaded.reference, batch, tolerance=tolerance)
@@ -95,23 +105,47 @@ def export_onnx(workspace: Workspace, name: str, version: int, principal: Princi
             raise InvalidInputError(
                 f"The ONNX export of {name!r} version {version} does not match the original on {report.rows} "
                 f"held-out rows: {report.reason} (max abs difference of probabilities {report.max_abs_diff:.3g})",
-                hint="keep serving the original, or raise the tolerance if the difference is acceptable")
+                hint="keep serving the original, or raise the tolerance if the difference is acceptable",
+            )
     except InvalidInputError as exc:
-        workspace.audit.append(principal.name, "models.export", resource, outcome="failure",
-                               details={"format": "onnx", "reason": exc.message, "tolerance": tolerance})
+        workspace.audit.append(
+            principal.name,
+            "models.export",
+            resource,
+            outcome="failure",
+            details={"format": "onnx", "reason": exc.message, "tolerance": tolerance},
+        )
         raise
     target = Path(out_dir) if out_dir else workspace.path("artifacts") / "edge" / name / f"v{version}"
     target.mkdir(parents=True, exist_ok=True)
     path = target / "model.onnx"
     _atomic_bytes(path, data)
     result = ExportResult(
-        model=name, version=version, format="onnx", path=str(path), sha256=hashlib.sha256(data).hexdigest(),
-        bytes=len(data), rows_checked=report.rows, max_abs_diff=report.max_abs_diff,
-        label_mismatches=report.label_mismatches, tolerance=tolerance,
+        model=name,
+        version=version,
+        format="onnx",
+        path=str(path),
+        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=len(data),
+        rows_checked=report.rows,
+        max_abs_diff=report.max_abs_diff,
+        label_mismatches=report.label_mismatches,
+        tolerance=tolerance,
         inputs=[{"name": c.name, "type": "string" if c.type == "string" else "float32"} for c in loaded.schema.columns],
-        classes=list(loaded.reference.classes))
+        classes=list(loaded.reference.classes),
+    )
     _atomic_bytes(target / "export.json", json.dumps(result.as_dict(), indent=2, default=str).encode())
-    workspace.audit.append(principal.name, "models.export", resource, details={
-        "format": "onnx", "path": str(path), "sha256": result.sha256, "rows_checked": report.rows,
-        "max_abs_diff": report.max_abs_diff, "tolerance": tolerance})
+    workspace.audit.append(
+        principal.name,
+        "models.export",
+        resource,
+        details={
+            "format": "onnx",
+            "path": str(path),
+            "sha256": result.sha256,
+            "rows_checked": report.rows,
+            "max_abs_diff": report.max_abs_diff,
+            "tolerance": tolerance,
+        },
+    )
     return result

@@ -31,8 +31,16 @@ import numpy as np
 from aiw.errors import InvalidInputError
 from aiw.mlops.registry.versions import ColumnSpec
 
-__all__ = ["ENTITIES", "FORMATS", "ColumnBatch", "EntityRequest", "InputSchema", "parse_payload", "parse_request",
-           "rows_to_batch"]
+__all__ = [
+    "ENTITIES",
+    "FORMATS",
+    "ColumnBatch",
+    "EntityRequest",
+    "InputSchema",
+    "parse_payload",
+    "parse_request",
+    "rows_to_batch",
+]
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 """The MLflow input formats understood here."""
@@ -96,8 +104,9 @@ class EntityRequest:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "object"}.get(type(value), type(value).__name__)
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _show(value: Any) -> str:
@@ -188,20 +197,27 @@ _MISSING = object()
 def _name_problems(schema: InputSchema, missing: dict[str, int], extra: set[str], problems: list[str]) -> None:
     for spec in schema.columns:
         if spec.name in missing and spec.required:
-            problems.append(f"column {spec.name!r} ({spec.type}) is missing"
-                            + (f" from row {missing[spec.name]}" if missing[spec.name] else ""))
+            problems.append(
+                f"column {spec.name!r} ({spec.type}) is missing"
+                + (f" from row {missing[spec.name]}" if missing[spec.name] else "")
+            )
     for name in sorted(extra)[:_MAX_PROBLEMS]:
         problems.append(f"column {name!r} is not an input of this model")
 
 
-def _columns_from_rows(rows: list[Any], names: list[str], schema: InputSchema, problems: list[str],
-                       ) -> dict[str, list[Any]]:
+def _columns_from_rows(
+    rows: list[Any],
+    names: list[str],
+    schema: InputSchema,
+    problems: list[str],
+) -> dict[str, list[Any]]:
     width = len(names)
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
             raise InvalidInputError(
                 f"Row {i} must be a list of {width} values (columns {', '.join(names)}). "
-                f"Got {_type_name(row)}{f' of {len(row)}' if isinstance(row, list) else ''}.")
+                f"Got {_type_name(row)}{f' of {len(row)}' if isinstance(row, list) else ''}."
+            )
     given = {n: [r[j] for r in rows] for j, n in enumerate(names)}
     known = set(schema.names)
     missing = {n: 0 for n in schema.names if n not in given}
@@ -210,8 +226,12 @@ def _columns_from_rows(rows: list[Any], names: list[str], schema: InputSchema, p
     return {n: given.get(n, [None] * len(rows)) for n in schema.names}
 
 
-def rows_to_batch(cols: dict[str, list[Any]], schema: InputSchema, *, problems: list[str] | None = None,
-                  ) -> ColumnBatch:
+def rows_to_batch(
+    cols: dict[str, list[Any]],
+    schema: InputSchema,
+    *,
+    problems: list[str] | None = None,
+) -> ColumnBatch:
     """Typed columns from ``{column: values}`` (all the same length), checked against ``schema``.
 
     Raises:
@@ -235,8 +255,9 @@ def rows_to_batch(cols: dict[str, list[Any]], schema: InputSchema, *, problems: 
             values = [None] * rows
         out[spec.name] = _convert(spec, values, problems)
     if problems:
-        raise InvalidInputError("Invalid input: " + "; ".join(problems[:_MAX_PROBLEMS]),
-                                hint=f"this model takes {schema.describe()}")
+        raise InvalidInputError(
+            "Invalid input: " + "; ".join(problems[:_MAX_PROBLEMS]), hint=f"this model takes {schema.describe()}"
+        )
     return ColumnBatch(out, rows)
 
 
@@ -266,7 +287,8 @@ def _parse_doc(doc: Any, schema: InputSchema, max_rows: int, accepted: Sequence[
             f"The request body must have exactly one of the keys {', '.join(accepted)}"
             + (f"; unknown keys: {', '.join(map(str, unknown))}" if unknown else f"; got {', '.join(keys) or 'none'}"),
             hint='e.g. {"dataframe_records": [{"column": value, ...}]}'
-                 + (' or {"entities": {"claim_id": [17]}}' if ENTITIES in accepted else ""))
+            + (' or {"entities": {"claim_id": [17]}}' if ENTITIES in accepted else ""),
+        )
     fmt = keys[0]
     data = doc[fmt]
     problems: list[str] = []
@@ -296,13 +318,18 @@ def _parse_doc(doc: Any, schema: InputSchema, max_rows: int, accepted: Sequence[
         else:
             cols = _columns_from_records(data, schema, problems)
     if problems:
-        raise InvalidInputError("Invalid input: " + "; ".join(problems[:_MAX_PROBLEMS]),
-                                hint=f"this model takes {schema.describe()}")
+        raise InvalidInputError(
+            "Invalid input: " + "; ".join(problems[:_MAX_PROBLEMS]), hint=f"this model takes {schema.describe()}"
+        )
     return rows_to_batch(cols, schema, problems=problems)
 
 
-def parse_request(body: bytes | str | dict[str, Any], schema: InputSchema, *, max_rows: int,
-                  ) -> ColumnBatch | EntityRequest:
+def parse_request(
+    body: bytes | str | dict[str, Any],
+    schema: InputSchema,
+    *,
+    max_rows: int,
+) -> ColumnBatch | EntityRequest:
     """Parse one scoring request: feature values (:func:`parse_payload`) or entity keys.
 
     Raises:
@@ -331,38 +358,48 @@ def _entity_request(doc: dict[str, Any], max_rows: int) -> EntityRequest:
     if unknown:
         raise InvalidInputError(
             f"A request by entity keys takes '{ENTITIES}' and optionally one of {', '.join(_ENTITY_OPTIONS)}; "
-            f"unknown keys: {', '.join(map(str, unknown))}", hint=f"e.g. {example}")
+            f"unknown keys: {', '.join(map(str, unknown))}",
+            hint=f"e.g. {example}",
+        )
     entities = doc[ENTITIES]
     if not isinstance(entities, dict) or not entities:
         raise InvalidInputError(f"'{ENTITIES}' must be an object of join key: [key values].", hint=f"e.g. {example}")
     for k, v in entities.items():
         if not isinstance(v, list):
-            raise InvalidInputError(f"entities[{k!r}] must be a list of key values (one per row). Got {_type_name(v)}.",
-                                    hint=f"e.g. {example}")
+            raise InvalidInputError(
+                f"entities[{k!r}] must be a list of key values (one per row). Got {_type_name(v)}.",
+                hint=f"e.g. {example}",
+            )
     lengths = {len(v) for v in entities.values()}
     if len(lengths) > 1:
         raise InvalidInputError(
             "Every list in 'entities' must have one value per row; got lengths "
-            + ", ".join(f"{k}: {len(v)}" for k, v in entities.items()))
+            + ", ".join(f"{k}: {len(v)}" for k, v in entities.items())
+        )
     rows = lengths.pop()
     _check_rows(rows, max_rows)
     features, service = doc.get("features"), doc.get("feature_service")
     if features is not None and service is not None:
         raise InvalidInputError("Give either 'features' or 'feature_service', not both.")
-    if features is not None and (not isinstance(features, list) or not features
-                                 or not all(isinstance(f, str) for f in features)):
-        raise InvalidInputError("'features' must be a non-empty list of 'view:feature' references.",
-                                hint='e.g. ["claim_features:amount", "claim_features:region"]')
+    if features is not None and (
+        not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features)
+    ):
+        raise InvalidInputError(
+            "'features' must be a non-empty list of 'view:feature' references.",
+            hint='e.g. ["claim_features:amount", "claim_features:region"]',
+        )
     if service is not None and (not isinstance(service, str) or not service):
-        raise InvalidInputError("'feature_service' must be the name of a feature service.",
-                                hint='e.g. "claims_fraud"')
-    return EntityRequest({str(k): v for k, v in entities.items()}, rows,
-                         tuple(features) if features is not None else None, service)
+        raise InvalidInputError("'feature_service' must be the name of a feature service.", hint='e.g. "claims_fraud"')
+    return EntityRequest(
+        {str(k): v for k, v in entities.items()}, rows, tuple(features) if features is not None else None, service
+    )
 
 
 def _check_rows(n: int, max_rows: int) -> None:
     if n == 0:
         raise InvalidInputError("The request holds no rows to score.")
     if n > max_rows:
-        raise InvalidInputError(f"The request holds {n} rows; at most {max_rows} are scored per request",
-                                hint="split it, or score a table with 'aiw models score'")
+        raise InvalidInputError(
+            f"The request holds {n} rows; at most {max_rows} are scored per request",
+            hint="split it, or score a table with 'aiw models score'",
+        )

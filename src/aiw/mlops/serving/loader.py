@@ -47,6 +47,7 @@ __all__ = ["LoadedModel", "ModelResolver", "load_model_version", "verification_b
 DEFAULT_ALIAS = "champion"
 _log = logging.getLogger(__name__)
 
+
 @dataclass
 class LoadedModel:
     """A verified model version in memory, ready to score.
@@ -89,12 +90,22 @@ class LoadedModel:
             raise
         except Exception as exc:
             kind = type(exc).__name__
-            _log.error("model %s version %s (%s) failed on %d rows", self.name, self.version, self.runtime,
-                       batch.rows, exc_info=exc)
-            raise ModelError(f"Model {self.name!r} version {self.version} failed while scoring {batch.rows} "
-                             f"row{'s' if batch.rows != 1 else ''}: {kind}", model=self.name, version=self.version,
-                             error_type=kind, hint="the input passed the model's signature checks; "
-                                                   "the server log has the traceback") from exc
+            _log.error(
+                "model %s version %s (%s) failed on %d rows",
+                self.name,
+                self.version,
+                self.runtime,
+                batch.rows,
+                exc_info=exc,
+            )
+            raise ModelError(
+                f"Model {self.name!r} version {self.version} failed while scoring {batch.rows} "
+                f"row{'s' if batch.rows != 1 else ''}: {kind}",
+                model=self.name,
+                version=self.version,
+                error_type=kind,
+                hint="the input passed the model's signature checks; the server log has the traceback",
+            ) from exc
 
 
 def verification_batch(folder: Path, manifest: dict[str, str], schema: InputSchema) -> ColumnBatch | None:
@@ -114,8 +125,15 @@ def verification_batch(folder: Path, manifest: dict[str, str], schema: InputSche
         return None
 
 
-def load_model_version(registry: ModelRegistry, name: str, version: int, *, runtime: str = "auto",
-                       tolerance: float = 1e-4, actor: str = "system:serving") -> LoadedModel:
+def load_model_version(
+    registry: ModelRegistry,
+    name: str,
+    version: int,
+    *,
+    runtime: str = "auto",
+    tolerance: float = 1e-4,
+    actor: str = "system:serving",
+) -> LoadedModel:
     """Verify, load and (when it reproduces the model) compile one version.
 
     Args:
@@ -143,9 +161,15 @@ def load_model_version(registry: ModelRegistry, name: str, version: int, *, runt
         # The allow-list comes from the registry, never from the (checksummed) model folder.
         model = skops.io.load(model_file, trusted=list(mv.trusted_types))
     except skops.io.exceptions.UntrustedTypesFoundException as exc:
-        raise registry.deny(actor, "models.load", mv.resource, IntegrityError(
-            f"Model {name!r} version {version} holds types the registry does not trust: {exc}",
-            hint="re-register it with the types it needs")) from None
+        raise registry.deny(
+            actor,
+            "models.load",
+            mv.resource,
+            IntegrityError(
+                f"Model {name!r} version {version} holds types the registry does not trust: {exc}",
+                hint="re-register it with the types it needs",
+            ),
+        ) from None
     schema = InputSchema(mv.signature)
     reference = SklearnPredictor(model, schema)
     predictor: Predictor = reference
@@ -164,12 +188,24 @@ def load_model_version(registry: ModelRegistry, name: str, version: int, *, runt
                 raise InvalidInputError(f"ONNX does not reproduce the model: {report.reason}")
         except (InvalidInputError, ImportError) as exc:
             if runtime == "onnx":
-                raise InvalidInputError(f"Model {name!r} version {version} cannot be served with ONNX: {exc}",
-                                        hint="set AIW_SERVING__RUNTIME=auto to serve it with scikit-learn") from exc
+                raise InvalidInputError(
+                    f"Model {name!r} version {version} cannot be served with ONNX: {exc}",
+                    hint="set AIW_SERVING__RUNTIME=auto to serve it with scikit-learn",
+                ) from exc
             notes.append(f"serving with scikit-learn: {exc}")
-    return LoadedModel(name=name, version=mv.version, predictor=predictor, reference=reference, schema=schema,
-                       runtime=predictor.runtime, verification=report, manifest_sha256=mv.manifest_sha256,
-                       load_seconds=time.perf_counter() - started, record=mv, notes=notes)
+    return LoadedModel(
+        name=name,
+        version=mv.version,
+        predictor=predictor,
+        reference=reference,
+        schema=schema,
+        runtime=predictor.runtime,
+        verification=report,
+        manifest_sha256=mv.manifest_sha256,
+        load_seconds=time.perf_counter() - started,
+        record=mv,
+        notes=notes,
+    )
 
 
 class ModelResolver:
@@ -182,8 +218,14 @@ class ModelResolver:
         max_models: Loaded versions kept in memory (least recently used are dropped).
     """
 
-    def __init__(self, workspace: Workspace, settings: ServingSettings | None = None, *,
-                 registry: ModelRegistry | None = None, max_models: int = 8) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        settings: ServingSettings | None = None,
+        *,
+        registry: ModelRegistry | None = None,
+        max_models: int = 8,
+    ) -> None:
         if max_models < 1:
             raise InvalidInputError(f"The 'max_models' parameter of ModelResolver must be >= 1. Got {max_models}.")
         self.workspace = workspace
@@ -268,8 +310,9 @@ class ModelResolver:
             if loaded is not None:
                 return loaded
             try:
-                loaded = load_model_version(self.registry, name, key[1], runtime=self.settings.runtime,
-                                            tolerance=self.settings.onnx_tolerance)
+                loaded = load_model_version(
+                    self.registry, name, key[1], runtime=self.settings.runtime, tolerance=self.settings.onnx_tolerance
+                )
             except IntegrityError as exc:
                 with self._lock:
                     self._failures[key] = (exc, time.monotonic() + self.settings.alias_ttl_s)
@@ -300,8 +343,9 @@ class ModelResolver:
             self._aliases[(name, alias)] = (version, time.monotonic() + self.settings.alias_ttl_s)
             present = (name, version) in self._models
         if not present:  # warm it now, so the first request after the move does not wait
-            threading.Thread(target=self._warm, args=(name, version), daemon=True,
-                             name=f"aiw-warm-{name}-{version}").start()
+            threading.Thread(
+                target=self._warm, args=(name, version), daemon=True, name=f"aiw-warm-{name}-{version}"
+            ).start()
 
     def _warm(self, name: str, version: int) -> None:
         try:

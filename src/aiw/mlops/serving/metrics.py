@@ -26,18 +26,30 @@ class ServingMetrics:
     def __init__(self) -> None:
         from prometheus_client import Counter, Histogram
 
-        self.requests = Counter("aiw_model_requests_total", "Scoring requests by model, version and outcome",
-                                ["model", "version", "outcome"])
-        self.errors = Counter("aiw_model_errors_total", "Refused or failed scoring requests by kind",
-                              ["model", "version", "kind"])
+        self.requests = Counter(
+            "aiw_model_requests_total",
+            "Scoring requests by model, version and outcome",
+            ["model", "version", "outcome"],
+        )
+        self.errors = Counter(
+            "aiw_model_errors_total", "Refused or failed scoring requests by kind", ["model", "version", "kind"]
+        )
         self.rows = Counter("aiw_model_rows_total", "Rows scored", ["model", "version"])
-        self.latency = Histogram("aiw_model_latency_seconds", "Time to parse, check and score one request",
-                                 ["model", "version"],
-                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-        self.predictions = Counter("aiw_model_predictions_total", "Rows per predicted label",
-                                   ["model", "version", "label"])
-        self.score = Histogram("aiw_model_score", "Positive-class probability of binary classifiers",
-                               ["model", "version"], buckets=tuple(np.round(np.linspace(0.1, 1.0, 10), 2)))
+        self.latency = Histogram(
+            "aiw_model_latency_seconds",
+            "Time to parse, check and score one request",
+            ["model", "version"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.predictions = Counter(
+            "aiw_model_predictions_total", "Rows per predicted label", ["model", "version", "label"]
+        )
+        self.score = Histogram(
+            "aiw_model_score",
+            "Positive-class probability of binary classifiers",
+            ["model", "version"],
+            buckets=tuple(np.round(np.linspace(0.1, 1.0, 10), 2)),
+        )
         self._lock = threading.Lock()
         self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
 
@@ -46,8 +58,12 @@ class ServingMetrics:
         found = self._children.get(key)
         if found is None:
             with self._lock:
-                found = (self.requests.labels(model, version, "ok"), self.rows.labels(model, version),
-                         self.latency.labels(model, version), self.score.labels(model, version))
+                found = (
+                    self.requests.labels(model, version, "ok"),
+                    self.rows.labels(model, version),
+                    self.latency.labels(model, version),
+                    self.score.labels(model, version),
+                )
                 self._children[key] = found
         return found
 

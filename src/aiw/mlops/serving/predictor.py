@@ -38,11 +38,20 @@ __all__ = [
 
 #: Classifiers whose predict() is, by construction, classes_[argmax(predict_proba())]: for them one
 # predict_proba call gives both answers (half the work).
-ARGMAX_CLASSIFIERS = frozenset({
-    "HistGradientBoostingClassifier", "GradientBoostingClassifier", "RandomForestClassifier",
-    "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier", "LogisticRegression",
-    "KNeighborsClassifier", "GaussianNB", "MLPClassifier",
-})
+ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "HistGradientBoostingClassifier",
+        "GradientBoostingClassifier",
+        "RandomForestClassifier",
+        "ExtraTreesClassifier",
+        "DecisionTreeClassifier",
+        "ExtraTreeClassifier",
+        "LogisticRegression",
+        "KNeighborsClassifier",
+        "GaussianNB",
+        "MLPClassifier",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -227,8 +236,9 @@ class VerificationReport:
     reason: str = ""
 
 
-def verify_runtime(candidate: Predictor, reference: Predictor, batch: ColumnBatch, *,
-                   tolerance: float) -> VerificationReport:
+def verify_runtime(
+    candidate: Predictor, reference: Predictor, batch: ColumnBatch, *, tolerance: float
+) -> VerificationReport:
     """Score ``batch`` with both and compare labels and probabilities.
 
     Passes when every label agrees and no probability differs by more than ``tolerance``.

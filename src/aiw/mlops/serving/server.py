@@ -47,14 +47,25 @@ class PayloadTooLarge(InvalidInputError):
     """A scoring request body over ``serving.max_body_bytes`` (answered with HTTP 413)."""
 
 
-def encode_response(loaded: LoadedModel, alias: str | None, prediction: Prediction, *,
-                    features: dict[str, Any] | None = None, request_id: str | None = None) -> bytes:
+def encode_response(
+    loaded: LoadedModel,
+    alias: str | None,
+    prediction: Prediction,
+    *,
+    features: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> bytes:
     """The JSON answer: predictions, probabilities per class, what served them, the request id
     that true labels can later be attached by (``aiw monitor labels``; row ``i > 0`` of the
     request is ``<request_id>:<i>``) and, for a request by entity keys, where its features came
     from (``"features": {"source": "online_store", ...}``)."""
-    body: dict[str, Any] = {"model": loaded.name, "version": loaded.version, "alias": alias,
-                            "runtime": loaded.runtime, "predictions": prediction.predictions.tolist()}
+    body: dict[str, Any] = {
+        "model": loaded.name,
+        "version": loaded.version,
+        "alias": alias,
+        "runtime": loaded.runtime,
+        "predictions": prediction.predictions.tolist(),
+    }
     if request_id is not None:
         body["request_id"] = request_id
     if prediction.probabilities is not None:
@@ -75,8 +86,14 @@ class ModelServer:
         rollouts: The canary/shadow router (one is made if omitted; see :mod:`aiw.mlops.rollout`).
     """
 
-    def __init__(self, workspace: Workspace, *, resolver: ModelResolver | None = None,
-                 traffic: TrafficRecorder | None = None, rollouts: RolloutRouter | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        resolver: ModelResolver | None = None,
+        traffic: TrafficRecorder | None = None,
+        rollouts: RolloutRouter | None = None,
+    ) -> None:
         self.workspace = workspace
         self.settings = workspace.settings.serving
         self.resolver = resolver or ModelResolver(workspace, self.settings)
@@ -123,8 +140,10 @@ class ModelServer:
             ref = route.ref
         try:
             if len(body) > self.max_body_bytes:
-                raise PayloadTooLarge(f"The request body is {len(body)} bytes; the limit is {self.max_body_bytes}",
-                                      hint="send fewer rows per request, or score a table with 'aiw models score'")
+                raise PayloadTooLarge(
+                    f"The request body is {len(body)} bytes; the limit is {self.max_body_bytes}",
+                    hint="send fewer rows per request, or score a table with 'aiw models score'",
+                )
             loaded = self.resolver.cached(name, ref)
             if loaded is None:
                 loaded, version = await self._run(self.resolver.resolve, name, ref)
@@ -179,27 +198,39 @@ class ModelServer:
 
                     self._online = OnlineFeatureReader(self.workspace)
                 reader = self._online
-        inputs = reader.read(loaded.schema.names, request.entities, features=request.features,
-                             feature_service=request.feature_service)
+        inputs = reader.read(
+            loaded.schema.names, request.entities, features=request.features, feature_service=request.feature_service
+        )
         try:
             batch = rows_to_batch(inputs.columns, loaded.schema)
         except InvalidInputError as exc:
-            raise InvalidInputError(f"The online features do not fit model {loaded.name!r} version "
-                                    f"{loaded.version}: {exc.message}", hint=exc.hint) from exc
+            raise InvalidInputError(
+                f"The online features do not fit model {loaded.name!r} version {loaded.version}: {exc.message}",
+                hint=exc.hint,
+            ) from exc
         return batch, inputs.describe()
 
-    async def _refused(self, name: str, ref: str | int | None, version: int | None, exc: AiwError,
-                       principal: Principal) -> None:
+    async def _refused(
+        self, name: str, ref: str | int | None, version: int | None, exc: AiwError, principal: Principal
+    ) -> None:
         kind = getattr(exc, "kind", None) or {
-            PayloadTooLarge: "payload_too_large", NotFoundError: "not_found", IntegrityError: "integrity"}.get(
-            type(exc), "invalid_input" if isinstance(exc, InvalidInputError) else type(exc).__name__.lower())
+            PayloadTooLarge: "payload_too_large",
+            NotFoundError: "not_found",
+            IntegrityError: "integrity",
+        }.get(type(exc), "invalid_input" if isinstance(exc, InvalidInputError) else type(exc).__name__.lower())
         self.metrics.error(name, version, kind)
         if isinstance(exc, IntegrityError):
             return  # the registry audited the failed check itself (once per alias_ttl_s)
         target = f"model:{name}/{version}" if version is not None else f"model:{name}@{ref or 'champion'}"
-        await self._run(lambda: self.workspace.audit.append(
-            principal.name, "models.predict", target, outcome="denied",
-            details={"reason": exc.message[:1000], "kind": kind, "role": principal.role}))
+        await self._run(
+            lambda: self.workspace.audit.append(
+                principal.name,
+                "models.predict",
+                target,
+                outcome="denied",
+                details={"reason": exc.message[:1000], "kind": kind, "role": principal.role},
+            )
+        )
 
     def warm(self, name: str, ref: str | int | None = None) -> LoadedModel:
         """Load ``name`` at ``ref`` now (e.g. at start-up), so the first request does not wait."""

@@ -79,13 +79,26 @@ class StreamScorer:
         resolver: A model resolver to share (one is made when omitted).
     """
 
-    def __init__(self, workspace: Workspace, name: str, in_subject: str, out_subject: str, principal: Principal, *,
-                 ref: str | int | None = None, batch: int = 100, ack_wait_s: float = 30.0,
-                 durable: str | None = None, resolver: ModelResolver | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        name: str,
+        in_subject: str,
+        out_subject: str,
+        principal: Principal,
+        *,
+        ref: str | int | None = None,
+        batch: int = 100,
+        ack_wait_s: float = 30.0,
+        durable: str | None = None,
+        resolver: ModelResolver | None = None,
+    ) -> None:
         for label, subject in (("input", in_subject), ("output", out_subject)):
             if not _SUBJECT.match(subject or ""):
-                raise InvalidInputError(f"The {label} subject must be dot-separated tokens of letters, digits, "
-                                        f"'_' or '-' (no wildcards). Got {subject!r}.")
+                raise InvalidInputError(
+                    f"The {label} subject must be dot-separated tokens of letters, digits, "
+                    f"'_' or '-' (no wildcards). Got {subject!r}."
+                )
         if in_subject == out_subject:
             raise InvalidInputError("The output subject must differ from the input subject.")
         if not 1 <= batch <= 10_000:
@@ -123,8 +136,9 @@ class StreamScorer:
             await js.add_stream(name=name, subjects=[subject], duplicate_window=120.0)
             return name
 
-    async def run(self, *, max_messages: int | None = None, idle_timeout_s: float | None = None,
-                  stop: asyncio.Event | None = None) -> StreamStats:
+    async def run(
+        self, *, max_messages: int | None = None, idle_timeout_s: float | None = None, stop: asyncio.Event | None = None
+    ) -> StreamStats:
         """Consume and score until ``max_messages`` were handled, the stream was idle for
         ``idle_timeout_s`` seconds, or ``stop`` is set (whichever comes first; none: forever).
 
@@ -141,8 +155,9 @@ class StreamScorer:
         try:
             nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
         except Exception as exc:
-            raise TransientBackendError(f"Cannot reach NATS at {url}: {exc}",
-                                        hint="start nats-server with -js, or set AIW_ENGINE__NATS_URL") from exc
+            raise TransientBackendError(
+                f"Cannot reach NATS at {url}: {exc}", hint="start nats-server with -js, or set AIW_ENGINE__NATS_URL"
+            ) from exc
         stats = StreamStats()
         started = time.perf_counter()
         idle_since = time.monotonic()
@@ -150,8 +165,9 @@ class StreamScorer:
             js = nc.jetstream()
             stream_in = await self._ensure_stream(js, self.in_subject)
             await self._ensure_stream(js, self.out_subject)
-            config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s,
-                                    max_ack_pending=max(1000, 4 * self.batch))
+            config = ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s, max_ack_pending=max(1000, 4 * self.batch)
+            )
             sub = await js.pull_subscribe(self.in_subject, durable=self.durable, stream=stream_in, config=config)
             while not (stop and stop.is_set()):
                 want = self.batch if max_messages is None else min(self.batch, max_messages - stats.received)
@@ -244,8 +260,15 @@ class StreamScorer:
                 from aiw.mlops.serving.traffic import TrafficRecorder
 
                 self._traffic = TrafficRecorder(self.workspace.db, self.workspace.settings.serving)
-            self._traffic.record(self.name, loaded.version, self.ref if isinstance(self.ref, str) else None,
-                                 merged, prediction, elapsed, source="stream")
+            self._traffic.record(
+                self.name,
+                loaded.version,
+                self.ref if isinstance(self.ref, str) else None,
+                merged,
+                prediction,
+                elapsed,
+                source="stream",
+            )
         publishes = []
         for i, (rid, outcome) in enumerate(zip(ids, results, strict=True)):
             body = {"id": rid, "model": self.name, "version": loaded.version, **(outcome or {})}
@@ -254,13 +277,21 @@ class StreamScorer:
                 serving_metrics().error(self.name, loaded.version, kinds.get(i, "invalid_input"))
             else:
                 stats.scored += 1
-            publishes.append(js.publish(self.out_subject, json.dumps(body, separators=(",", ":")).encode(),
-                                        headers={"Nats-Msg-Id": rid}, timeout=10))
+            publishes.append(
+                js.publish(
+                    self.out_subject,
+                    json.dumps(body, separators=(",", ":")).encode(),
+                    headers={"Nats-Msg-Id": rid},
+                    timeout=10,
+                )
+            )
         try:
             acks = await asyncio.gather(*publishes)
         except Exception as exc:  # nothing is acknowledged: JetStream will redeliver the whole batch
-            raise BackendError(f"Publishing results to {self.out_subject!r} failed: {exc}",
-                               hint="the inputs stay unacknowledged and will be redelivered") from exc
+            raise BackendError(
+                f"Publishing results to {self.out_subject!r} failed: {exc}",
+                hint="the inputs stay unacknowledged and will be redelivered",
+            ) from exc
         stats.duplicates += sum(1 for a in acks if getattr(a, "duplicate", False))
         # Only now, with every result stored by JetStream, are the inputs acknowledged.
         await asyncio.gather(*(msg.ack() for msg in msgs))

@@ -81,8 +81,18 @@ class TrafficRecorder:
         """Whether anything is kept (``serving.traffic_rows`` > 0)."""
         return self.settings.traffic_rows > 0
 
-    def record(self, model: str, version: int, alias: str | None, batch: ColumnBatch, prediction: Prediction,
-               latency_s: float, *, source: str = "rest", request_id: str | None = None) -> str | None:
+    def record(
+        self,
+        model: str,
+        version: int,
+        alias: str | None,
+        batch: ColumnBatch,
+        prediction: Prediction,
+        latency_s: float,
+        *,
+        source: str = "rest",
+        request_id: str | None = None,
+    ) -> str | None:
         """Queue one served request (cheap: the JSON is built later, off the request path).
 
         Returns:
@@ -94,8 +104,18 @@ class TrafficRecorder:
         n = self.settings.traffic_sample_rows
         cols = {k: v[:n] for k, v in batch.columns.items()}
         score = prediction.score
-        entry = (datetime.now(UTC), model, int(version), alias, rid, latency_s * 1000.0, cols,
-                 prediction.predictions[:n], None if score is None else score[:n], source)
+        entry = (
+            datetime.now(UTC),
+            model,
+            int(version),
+            alias,
+            rid,
+            latency_s * 1000.0,
+            cols,
+            prediction.predictions[:n],
+            None if score is None else score[:n],
+            source,
+        )
         with self._lock:
             if len(self._queue) >= _QUEUE:
                 self._queue.popleft()
@@ -134,12 +154,20 @@ class TrafficRecorder:
                 pred_list = preds.tolist()
                 score_list = None if scores is None else scores.tolist()
                 for i, values in enumerate(zip(*lists, strict=True)):
-                    records.append(TrafficRecord(
-                        model=model, version=str(version), request_id=row_request_id(rid, i),
-                        features={k: _finite(v) for k, v in zip(names, values, strict=True)},
-                        prediction=_finite(pred_list[i]) if i < len(pred_list) else None, ts=ts,
-                        score=None if score_list is None or i >= len(score_list) else _finite(score_list[i]),
-                        latency_ms=latency_ms, alias=alias, source=source))
+                    records.append(
+                        TrafficRecord(
+                            model=model,
+                            version=str(version),
+                            request_id=row_request_id(rid, i),
+                            features={k: _finite(v) for k, v in zip(names, values, strict=True)},
+                            prediction=_finite(pred_list[i]) if i < len(pred_list) else None,
+                            ts=ts,
+                            score=None if score_list is None or i >= len(score_list) else _finite(score_list[i]),
+                            latency_ms=latency_ms,
+                            alias=alias,
+                            source=source,
+                        )
+                    )
             with self.db.begin() as conn:
                 record_predictions(self.db, records, conn=conn)
                 for model in {e[1] for e in entries}:

@@ -27,9 +27,11 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-_ABBREVIATIONS = frozenset(_words("""
+_ABBREVIATIONS = frozenset(
+    _words("""
 mr mrs ms dr prof sr jr st vs etc e.g i.e no fig approx dept est inc ltd co corp jan feb mar apr jun jul aug
-sep sept oct nov dec u.s a.m p.m"""))
+sep sept oct nov dec u.s a.m p.m""")
+)
 
 # Within a block of text, a sentence ends at . ! ? (optionally followed by quotes/brackets)
 # before whitespace.
@@ -39,10 +41,12 @@ _HEADING = re.compile(r"^\s*#+\s")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _MARKUP = re.compile(r"^\s*(?:#+|[-*+•]|\d+[.)])\s+")
 _QUESTION = re.compile(r"^\s*(?:question|query|q)\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
-_CONTEXT_LABEL = re.compile(r"^\s*(?:context|text|document|documents|passage|answer)\s*:\s*$",
-                            re.IGNORECASE | re.MULTILINE)
+_CONTEXT_LABEL = re.compile(
+    r"^\s*(?:context|text|document|documents|passage|answer)\s*:\s*$", re.IGNORECASE | re.MULTILINE
+)
 
-_STOPWORDS = frozenset(_words("""
+_STOPWORDS = frozenset(
+    _words("""
 a about above after again against all am an and any are aren't as at be because been before being below
 between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each
 few for from further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself
@@ -52,7 +56,8 @@ she she'd she'll she's should shouldn't so some such than that that's the their 
 there there's these they they'd they'll they're they've this those through to too under until up very was
 wasn't we we'd we'll we're we've were weren't what what's when when's where where's which while who who's whom
 why why's with won't would wouldn't you you'd you'll you're you've your yours yourself yourselves also may
-might must shall will per via upon within without"""))
+might must shall will per via upon within without""")
+)
 
 
 def _stem(word: str) -> str:
@@ -82,7 +87,7 @@ def split_sentences(text: str) -> list[str]:
     for block in _blocks(text):
         start = 0
         for match in _BOUNDARY.finditer(block):
-            candidate = block[start:match.start()]
+            candidate = block[start : match.start()]
             last = candidate.rstrip("\"')]").rsplit(None, 1)[-1].lower().rstrip(".") if candidate.strip() else ""
             if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
                 continue  # "Dr. Smith", "J. Doe": not a boundary
@@ -128,8 +133,9 @@ class ExtractiveLLM:
 
     def __init__(self, settings: LLMSettings | None = None, *, max_sentences: int = 3) -> None:
         if not isinstance(max_sentences, int) or max_sentences < 1:
-            raise InvalidInputError(f"The 'max_sentences' parameter of ExtractiveLLM must be an int >= 1. "
-                                    f"Got {max_sentences!r} instead.")
+            raise InvalidInputError(
+                f"The 'max_sentences' parameter of ExtractiveLLM must be an int >= 1. Got {max_sentences!r} instead."
+            )
         self.settings = settings or LLMSettings()  # type: ignore[call-arg]
         self.max_sentences = max_sentences
 
@@ -221,7 +227,7 @@ class ExtractiveLLM:
     def _answer(self, prompt: str, max_tokens: int | None) -> str:
         question, context = _split_question(prompt)
         if question is not None:
-            ranked = self._ranked(context, question)[:self.max_sentences]
+            ranked = self._ranked(context, question)[: self.max_sentences]
             # Sentences sharing no term with the question are noise, unless nothing matches at all.
             answer = " ".join([s for s, score in ranked if score > 0] or [s for s, _ in ranked[:1]])
         else:
@@ -230,21 +236,27 @@ class ExtractiveLLM:
         words = answer.split()
         return " ".join(words[:limit]) if len(words) > limit else answer
 
-    def complete(self, prompts: Sequence[str], *, system: str | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None) -> list[str]:
+    def complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> list[str]:
         """The extractive answer to each prompt, in order (``system`` and ``temperature`` are ignored)."""
         items = check_prompts(prompts, type(self).__name__)
         return [self._answer(p, max_tokens) for p in items]
 
-    def chat(self, messages: list[Message], *, temperature: float | None = None,
-             max_tokens: int | None = None) -> str:
+    def chat(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None) -> str:
         """The extractive answer to the last user message."""
         msgs = check_messages(messages, f"{type(self).__name__}.chat")
         users = [m["content"] for m in msgs if m["role"] == "user"]
         return self._answer(users[-1] if users else msgs[-1]["content"], max_tokens)
 
-    def stream_chat(self, messages: list[Message], *, temperature: float | None = None,
-                    max_tokens: int | None = None) -> Iterator[str]:
+    def stream_chat(
+        self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None
+    ) -> Iterator[str]:
         """The chat answer in word-sized chunks (their concatenation equals ``chat``'s answer)."""
         answer = self.chat(messages, temperature=temperature, max_tokens=max_tokens)
         yield from re.findall(r"\S+\s*|\s+", answer)
@@ -282,7 +294,7 @@ def _split_question(prompt: str) -> tuple[str | None, str]:
     for found in _QUESTION.finditer(prompt):
         match = found
     if match is not None:
-        context = prompt[:match.start()] + prompt[match.end():]
+        context = prompt[: match.start()] + prompt[match.end() :]
         return match.group(1), _CONTEXT_LABEL.sub("", context).strip()
     lines = [line for line in prompt.strip().splitlines() if line.strip()]
     if len(lines) > 1 and lines[-1].rstrip().endswith("?"):
@@ -296,11 +308,13 @@ def _clean(sentence: str) -> str:
 
 def _check_text(value: object, method: str, name: str) -> None:
     if not isinstance(value, str):
-        raise InvalidInputError(f"The {name!r} parameter of ExtractiveLLM.{method} must be a string. "
-                                f"Got {type(value).__name__} instead.")
+        raise InvalidInputError(
+            f"The {name!r} parameter of ExtractiveLLM.{method} must be a string. Got {type(value).__name__} instead."
+        )
 
 
 def _check_k(value: object, method: str, name: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInputError(f"The {name!r} parameter of ExtractiveLLM.{method} must be an int >= 1. "
-                                f"Got {value!r} instead.")
+        raise InvalidInputError(
+            f"The {name!r} parameter of ExtractiveLLM.{method} must be an int >= 1. Got {value!r} instead."
+        )

@@ -37,9 +37,11 @@ def _load(path: Path) -> tuple[Any, Any]:
                 tokenizer = AutoTokenizer.from_pretrained(key, local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(key, local_files_only=True, dtype=torch.float32)
             except Exception as exc:
-                raise ConfigError(f"Cannot load a causal language model from {key!r}: {exc}",
-                                  hint="AIW_LLM__MODEL_PATH must be a folder written by save_pretrained "
-                                       "(config, weights and tokenizer)") from exc
+                raise ConfigError(
+                    f"Cannot load a causal language model from {key!r}: {exc}",
+                    hint="AIW_LLM__MODEL_PATH must be a folder written by save_pretrained "
+                    "(config, weights and tokenizer)",
+                ) from exc
             model.eval()
             _LOADED[key] = (model, tokenizer)
         return _LOADED[key]
@@ -57,12 +59,16 @@ class TransformersLLM:
 
     def __init__(self, settings: LLMSettings) -> None:
         if not settings.model_path.strip():
-            raise ConfigError("The transformers LLM adapter needs a model folder: AIW_LLM__MODEL_PATH is empty",
-                              hint="set AIW_LLM__MODEL_PATH to a folder written by save_pretrained")
+            raise ConfigError(
+                "The transformers LLM adapter needs a model folder: AIW_LLM__MODEL_PATH is empty",
+                hint="set AIW_LLM__MODEL_PATH to a folder written by save_pretrained",
+            )
         path = Path(settings.model_path).expanduser()
         if not path.is_dir():
-            raise ConfigError(f"AIW_LLM__MODEL_PATH={str(path)!r} is not a folder",
-                              hint="point it at a folder written by save_pretrained")
+            raise ConfigError(
+                f"AIW_LLM__MODEL_PATH={str(path)!r} is not a folder",
+                hint="point it at a folder written by save_pretrained",
+            )
         self.settings = settings
         self.path = path.resolve()
         self.model_id = f"transformers:{self.path.name}"
@@ -99,27 +105,34 @@ class TransformersLLM:
             if start is None:
                 start = self._tokenizer.eos_token_id
             if start is None:
-                raise InvalidInputError("TransformersLLM cannot generate from an empty prompt with a tokenizer "
-                                        "that has neither a BOS nor an EOS token; give it some text.")
+                raise InvalidInputError(
+                    "TransformersLLM cannot generate from an empty prompt with a tokenizer "
+                    "that has neither a BOS nor an EOS token; give it some text."
+                )
             ids = torch.tensor([[start]])
         limit = getattr(self._model.config, "max_position_embeddings", None) or getattr(
-            self._model.config, "n_positions", None)
+            self._model.config, "n_positions", None
+        )
         if limit:
             if max_new >= limit:
-                raise InvalidInputError(f"max_tokens={max_new} leaves no room for the prompt in "
-                                        f"{self.model_id}'s context of {limit} tokens; lower AIW_LLM__MAX_TOKENS.")
-            ids = ids[:, -(limit - max_new):]  # keep the end of an over-long prompt: it holds the question
+                raise InvalidInputError(
+                    f"max_tokens={max_new} leaves no room for the prompt in "
+                    f"{self.model_id}'s context of {limit} tokens; lower AIW_LLM__MAX_TOKENS."
+                )
+            ids = ids[:, -(limit - max_new) :]  # keep the end of an over-long prompt: it holds the question
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def _generate_kwargs(self, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
         temp = self.settings.temperature if temperature is None else temperature
         tokens = self.settings.max_tokens if max_tokens is None else max_tokens
         if not isinstance(temp, int | float) or isinstance(temp, bool) or not 0 <= temp <= 2:
-            raise InvalidInputError(f"The 'temperature' parameter of TransformersLLM must be a number in [0, 2]. "
-                                    f"Got {temp!r} instead.")
+            raise InvalidInputError(
+                f"The 'temperature' parameter of TransformersLLM must be a number in [0, 2]. Got {temp!r} instead."
+            )
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
-            raise InvalidInputError(f"The 'max_tokens' parameter of TransformersLLM must be an int >= 1. "
-                                    f"Got {tokens!r} instead.")
+            raise InvalidInputError(
+                f"The 'max_tokens' parameter of TransformersLLM must be an int >= 1. Got {tokens!r} instead."
+            )
         pad = self._tokenizer.pad_token_id
         if pad is None:
             pad = self._tokenizer.eos_token_id
@@ -140,25 +153,31 @@ class TransformersLLM:
                 output = self._model.generate(**inputs, **kwargs)
             except (RuntimeError, ValueError) as exc:
                 raise PermanentBackendError(f"{self.model_id} failed to generate: {exc}") from exc
-        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
         return str(self._tokenizer.decode(new_tokens, skip_special_tokens=True))
 
     # -- the LLM port ------------------------------------------------------------------------------
-    def complete(self, prompts: Sequence[str], *, system: str | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None) -> list[str]:
+    def complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> list[str]:
         """One answer per prompt, in order (generated one after the other)."""
         items = check_prompts(prompts, type(self).__name__)
         head: list[Message] = [{"role": "system", "content": system}] if system else []
         return [self._generate([*head, {"role": "user", "content": p}], temperature, max_tokens) for p in items]
 
-    def chat(self, messages: list[Message], *, temperature: float | None = None,
-             max_tokens: int | None = None) -> str:
+    def chat(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None) -> str:
         """The model's next message after ``messages``."""
         msgs = check_messages(messages, f"{type(self).__name__}.chat")
         return self._generate(msgs, temperature, max_tokens)
 
-    def stream_chat(self, messages: list[Message], *, temperature: float | None = None,
-                    max_tokens: int | None = None) -> Iterator[str]:
+    def stream_chat(
+        self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None
+    ) -> Iterator[str]:
         """The model's next message, in decoded text segments as they are generated."""
         import torch
         from transformers import TextIteratorStreamer
@@ -166,8 +185,9 @@ class TransformersLLM:
         msgs = check_messages(messages, f"{type(self).__name__}.stream_chat")
         kwargs = self._generate_kwargs(temperature, max_tokens)
         inputs = self._inputs(msgs, kwargs["max_new_tokens"])
-        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True,
-                                        timeout=max(60.0, self.settings.timeout_s))
+        streamer = TextIteratorStreamer(
+            self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=max(60.0, self.settings.timeout_s)
+        )
         failure: list[BaseException] = []
 
         def run() -> None:

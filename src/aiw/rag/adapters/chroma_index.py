@@ -86,11 +86,14 @@ class ChromaIndex:
             from chromadb.config import Settings as ChromaSettings
 
             try:
-                self._client = chromadb.HttpClient(host=self._host, port=self._port, ssl=self._ssl,
-                                                   settings=ChromaSettings(anonymized_telemetry=False))
+                self._client = chromadb.HttpClient(
+                    host=self._host, port=self._port, ssl=self._ssl, settings=ChromaSettings(anonymized_telemetry=False)
+                )
             except Exception as exc:
-                raise TransientBackendError(f"Cannot reach the Chroma server at {self.url}: {exc}",
-                                            hint="start it with 'chroma run --path DIR --port PORT'") from exc
+                raise TransientBackendError(
+                    f"Cannot reach the Chroma server at {self.url}: {exc}",
+                    hint="start it with 'chroma run --path DIR --port PORT'",
+                ) from exc
         return self._client
 
     def _collection(self, name: str, *, create: bool = False) -> Any | None:
@@ -98,7 +101,8 @@ class ChromaIndex:
         try:
             if create:
                 return self.client.get_or_create_collection(
-                    name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+                    name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+                )
             return self.client.get_collection(name, embedding_function=None)
         except Exception as exc:
             if not create and _is_not_found(exc):
@@ -127,10 +131,13 @@ class ChromaIndex:
             batch = max(1, min(self.client.get_max_batch_size(), 2000))
             try:
                 for start in range(0, len(chunks), batch):
-                    part = chunks[start:start + batch]
-                    coll.upsert(ids=[c.id for c in part], embeddings=arr[start:start + batch],
-                                documents=[c.search_text for c in part],
-                                metadatas=[_metadata(c) for c in part])
+                    part = chunks[start : start + batch]
+                    coll.upsert(
+                        ids=[c.id for c in part],
+                        embeddings=arr[start : start + batch],
+                        documents=[c.search_text for c in part],
+                        metadatas=[_metadata(c) for c in part],
+                    )
             except Exception as exc:
                 raise _backend(f"writing {len(chunks)} chunks to Chroma {collection!r}", exc) from exc
             self._touched(collection)
@@ -168,8 +175,7 @@ class ChromaIndex:
             return len(found)
 
     # -- reads -------------------------------------------------------------------------------
-    def search_vector(self, collection: str, vector: np.ndarray, k: int,
-                      filters: Filters | None = None) -> list[Hit]:
+    def search_vector(self, collection: str, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[Hit]:
         """Cosine search with Chroma's HNSW index."""
         check_k(k)
         flt = normalise_filters(filters)
@@ -179,19 +185,25 @@ class ChromaIndex:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         dimension = self._dimension(coll)
         if dimension is not None and query.shape[0] != dimension:
-            raise InvalidInputError(f"The query vector has dimension {query.shape[0]}; "
-                                    f"this collection holds {dimension}.")
+            raise InvalidInputError(
+                f"The query vector has dimension {query.shape[0]}; this collection holds {dimension}."
+            )
         try:
-            res = coll.query(query_embeddings=[query], n_results=k, where=chroma_where(flt),
-                             include=["metadatas", "distances", "embeddings"])
+            res = coll.query(
+                query_embeddings=[query],
+                n_results=k,
+                where=chroma_where(flt),
+                include=["metadatas", "distances", "embeddings"],
+            )
         except Exception as exc:
             raise _backend(f"vector search in Chroma {collection!r}", exc) from exc
         metas, dists, embs = res["metadatas"][0], res["distances"][0], res["embeddings"][0]
-        return [Hit(_chunk(m), 1.0 - float(d), np.asarray(e, dtype=np.float32))
-                for m, d, e in zip(metas, dists, embs, strict=True)]
+        return [
+            Hit(_chunk(m), 1.0 - float(d), np.asarray(e, dtype=np.float32))
+            for m, d, e in zip(metas, dists, embs, strict=True)
+        ]
 
-    def search_text(self, collection: str, query: TextQuery, k: int,
-                    filters: Filters | None = None) -> list[Hit]:
+    def search_text(self, collection: str, query: TextQuery, k: int, filters: Filters | None = None) -> list[Hit]:
         """BM25 (ours) over the collection's chunks."""
         check_k(k)
         flt = normalise_filters(filters)
@@ -287,15 +299,22 @@ class ChromaIndex:
 
 
 def _metadata(chunk: Chunk) -> dict[str, Any]:
-    return {"record": json.dumps(chunk.to_record(), ensure_ascii=False), "facets": chunk_facets(chunk),
-            "doc_id": chunk.doc_id, "source": chunk.source, "content_hash": chunk.content_hash,
-            "n_chunks": chunk.n_chunks}
+    return {
+        "record": json.dumps(chunk.to_record(), ensure_ascii=False),
+        "facets": chunk_facets(chunk),
+        "doc_id": chunk.doc_id,
+        "source": chunk.source,
+        "content_hash": chunk.content_hash,
+        "n_chunks": chunk.n_chunks,
+    }
 
 
 def _chunk(meta: Mapping[str, Any] | None) -> Chunk:
     if not meta or "record" not in meta:
-        raise BackendError("A Chroma record lacks its chunk data; it was not written by aiw",
-                           hint="ingest into a collection of its own")
+        raise BackendError(
+            "A Chroma record lacks its chunk data; it was not written by aiw",
+            hint="ingest into a collection of its own",
+        )
     return Chunk.from_record(json.loads(str(meta["record"])))
 
 

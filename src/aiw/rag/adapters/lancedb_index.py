@@ -166,17 +166,19 @@ class LanceDBIndex:
     def _schema(dimension: int) -> pa.Schema:
         import pyarrow as pa
 
-        return pa.schema([
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("doc_id", pa.string()),
-            pa.field("source", pa.string()),
-            pa.field("content_hash", pa.string()),
-            pa.field("n_chunks", pa.int32()),
-            pa.field("terms", pa.string()),
-            pa.field("facets", pa.list_(pa.string())),
-            pa.field("record", pa.string()),
-            pa.field("vector", pa.list_(pa.float32(), dimension)),
-        ])
+        return pa.schema(
+            [
+                pa.field("id", pa.string(), nullable=False),
+                pa.field("doc_id", pa.string()),
+                pa.field("source", pa.string()),
+                pa.field("content_hash", pa.string()),
+                pa.field("n_chunks", pa.int32()),
+                pa.field("terms", pa.string()),
+                pa.field("facets", pa.list_(pa.string())),
+                pa.field("record", pa.string()),
+                pa.field("vector", pa.list_(pa.float32(), dimension)),
+            ]
+        )
 
     def _ensure_fts(self, collection: str, table: Any) -> None:
         if collection in self._fts_ready:
@@ -184,11 +186,23 @@ class LanceDBIndex:
         from lancedb.index import FTS
 
         try:
-            if not any(getattr(ix, "index_type", "") == "FTS" or "terms" in getattr(ix, "columns", [])
-                       for ix in table.list_indices()):
-                table.create_index("terms", config=FTS(
-                    base_tokenizer="whitespace", lower_case=False, stem=False, remove_stop_words=False,
-                    ascii_folding=False, with_position=False, max_token_length=None), replace=True)
+            if not any(
+                getattr(ix, "index_type", "") == "FTS" or "terms" in getattr(ix, "columns", [])
+                for ix in table.list_indices()
+            ):
+                table.create_index(
+                    "terms",
+                    config=FTS(
+                        base_tokenizer="whitespace",
+                        lower_case=False,
+                        stem=False,
+                        remove_stop_words=False,
+                        ascii_folding=False,
+                        with_position=False,
+                        max_token_length=None,
+                    ),
+                    replace=True,
+                )
         except Exception as exc:
             raise BackendError(f"Cannot build the full-text index of {collection!r}: {exc}") from exc
         self._fts_ready.add(collection)
@@ -204,25 +218,28 @@ class LanceDBIndex:
             if not chunks:
                 return 0
             schema = self._schema(int(arr.shape[1]))
-            data = pa.Table.from_pydict({
-                "id": [c.id for c in chunks],
-                "doc_id": [c.doc_id for c in chunks],
-                "source": [c.source for c in chunks],
-                "content_hash": [c.content_hash for c in chunks],
-                "n_chunks": [c.n_chunks for c in chunks],
-                "terms": [" ".join(analyze(c.search_text)) for c in chunks],
-                "facets": [chunk_facets(c) for c in chunks],
-                "record": [json.dumps(c.to_record(), ensure_ascii=False) for c in chunks],
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), pa.float32()),
-                                                            int(arr.shape[1])),
-            }, schema=schema)
+            data = pa.Table.from_pydict(
+                {
+                    "id": [c.id for c in chunks],
+                    "doc_id": [c.doc_id for c in chunks],
+                    "source": [c.source for c in chunks],
+                    "content_hash": [c.content_hash for c in chunks],
+                    "n_chunks": [c.n_chunks for c in chunks],
+                    "terms": [" ".join(analyze(c.search_text)) for c in chunks],
+                    "facets": [chunk_facets(c) for c in chunks],
+                    "record": [json.dumps(c.to_record(), ensure_ascii=False) for c in chunks],
+                    "vector": pa.FixedSizeListArray.from_arrays(
+                        pa.array(arr.reshape(-1), pa.float32()), int(arr.shape[1])
+                    ),
+                },
+                schema=schema,
+            )
             try:
                 if table is None:
                     table = self.db.create_table(collection, data=data, schema=schema)
                     self._tables[collection] = table
                 else:
-                    (table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-                     .execute(data))
+                    (table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data))
             except Exception as exc:
                 raise BackendError(f"Writing {len(chunks)} chunks to LanceDB {collection!r} failed: {exc}") from exc
             if collection in self._fts_ready:
@@ -243,7 +260,7 @@ class LanceDBIndex:
                 return 0
             removed = 0
             for start in range(0, len(values), 500):
-                predicate = f"{column} IN ({', '.join(_quote(v) for v in values[start:start + 500])})"
+                predicate = f"{column} IN ({', '.join(_quote(v) for v in values[start : start + 500])})"
                 try:
                     n = table.count_rows(predicate)
                     if n:
@@ -262,8 +279,7 @@ class LanceDBIndex:
         return self._delete(collection, "id", chunk_ids)
 
     # -- reads -------------------------------------------------------------------------------
-    def search_vector(self, collection: str, vector: np.ndarray, k: int,
-                      filters: Filters | None = None) -> list[Hit]:
+    def search_vector(self, collection: str, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[Hit]:
         """Exact cosine search (flat scan; Lance answers 10k chunks in a few ms)."""
         check_k(k)
         where = filter_sql(normalise_filters(filters))
@@ -273,8 +289,9 @@ class LanceDBIndex:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         dimension = self._dimension(collection, table)
         if query.shape[0] != dimension:
-            raise InvalidInputError(f"The query vector has dimension {query.shape[0]}; "
-                                    f"this collection holds {dimension}.")
+            raise InvalidInputError(
+                f"The query vector has dimension {query.shape[0]}; this collection holds {dimension}."
+            )
 
         def native(q: Any) -> Any:
             q = q.nearest_to(query).column("vector").distance_type("cosine")
@@ -297,11 +314,11 @@ class LanceDBIndex:
         vectors = vectors.reshape(found.num_rows, dimension).astype(np.float32, copy=False)
         records = found.column("record").to_pylist()
         distances = found.column("_distance").to_pylist()
-        return [Hit(_chunk(r), 1.0 - float(d), vectors[i])
-                for i, (r, d) in enumerate(zip(records, distances, strict=True))]
+        return [
+            Hit(_chunk(r), 1.0 - float(d), vectors[i]) for i, (r, d) in enumerate(zip(records, distances, strict=True))
+        ]
 
-    def search_text(self, collection: str, query: TextQuery, k: int,
-                    filters: Filters | None = None) -> list[Hit]:
+    def search_text(self, collection: str, query: TextQuery, k: int, filters: Filters | None = None) -> list[Hit]:
         """BM25 by Lance's native full-text index over the analysed ``terms`` column."""
         from lancedb.query import BooleanQuery, MatchQuery, Occur
 
@@ -312,8 +329,13 @@ class LanceDBIndex:
         if table is None or not weights:
             return []
         self._ensure_fts(collection, table)
-        fts = BooleanQuery([(Occur.SHOULD, MatchQuery(term, "terms", boost=float(w)))  # type: ignore[call-arg]
-                            for term, w in weights.items()])
+        fts = BooleanQuery(
+            [
+                (Occur.SHOULD, MatchQuery(term, "terms", boost=float(w)))  # type: ignore[call-arg]
+                for term, w in weights.items()
+            ]
+        )
+
         def native(q: Any) -> Any:
             q = q.nearest_to_text(fts)
             return (q.where(where) if where else q).select([*_READ_COLUMNS, "_score"]).limit(k)
@@ -329,8 +351,11 @@ class LanceDBIndex:
         except Exception as exc:
             raise BackendError(f"Full-text search in LanceDB {collection!r} failed: {exc}") from exc
         scores = found.column("_score").to_pylist()
-        return [Hit(_chunk(r), float(sc))
-                for r, sc in zip(found.column("record").to_pylist(), scores, strict=True) if float(sc) > 0]
+        return [
+            Hit(_chunk(r), float(sc))
+            for r, sc in zip(found.column("record").to_pylist(), scores, strict=True)
+            if float(sc) > 0
+        ]
 
     def get(self, collection: str, chunk_ids: Sequence[str]) -> list[Chunk]:
         """Chunks by id, in the order asked."""
@@ -340,7 +365,7 @@ class LanceDBIndex:
             return []
         found: dict[str, Chunk] = {}
         for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
+            part = ids[start : start + 500]
             predicate = f"id IN ({', '.join(_quote(i) for i in part)})"
             try:
                 rows = table.search().where(predicate).select(_READ_COLUMNS).limit(len(part)).to_arrow().to_pylist()
@@ -367,8 +392,17 @@ class LanceDBIndex:
             return {}
         try:
             n = table.count_rows()
-            rows = (table.search().select(["id", "doc_id", "source", "content_hash", "n_chunks"])
-                    .limit(max(n, 1)).to_arrow().to_pylist()) if n else []
+            rows = (
+                (
+                    table.search()
+                    .select(["id", "doc_id", "source", "content_hash", "n_chunks"])
+                    .limit(max(n, 1))
+                    .to_arrow()
+                    .to_pylist()
+                )
+                if n
+                else []
+            )
         except Exception as exc:
             raise BackendError(f"Listing LanceDB {collection!r} failed: {exc}") from exc
         out: dict[str, IndexedDocument] = {}
@@ -417,4 +451,3 @@ class LanceDBIndex:
         with self._lock:
             self._tables.clear()
             self._db = None
-

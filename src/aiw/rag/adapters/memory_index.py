@@ -51,8 +51,15 @@ class TextSearchCache:
         self._built: dict[str, tuple[object, list[Chunk], BM25]] = {}
         self._lock = threading.Lock()
 
-    def search(self, collection: str, version: object, load: Callable[[], list[Chunk]], query: TextQuery, k: int,
-               filters: dict[str, list[str]]) -> list[Hit]:
+    def search(
+        self,
+        collection: str,
+        version: object,
+        load: Callable[[], list[Chunk]],
+        query: TextQuery,
+        k: int,
+        filters: dict[str, list[str]],
+    ) -> list[Hit]:
         """The ``k`` best chunks for ``query``; ``load()`` returns every chunk when a rebuild is due."""
         with self._lock:
             entry = self._built.get(collection)
@@ -133,8 +140,7 @@ class InMemoryIndex:
             coll.version += 1
         return len(ids)
 
-    def search_vector(self, collection: str, vector: np.ndarray, k: int,
-                      filters: Filters | None = None) -> list[Hit]:
+    def search_vector(self, collection: str, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[Hit]:
         """Exact cosine search (vectors are normalised, so a dot product)."""
         check_k(k)
         flt = normalise_filters(filters)
@@ -148,8 +154,9 @@ class InMemoryIndex:
             _, chunks, matrix = coll.matrix
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != matrix.shape[1]:
-            raise InvalidInputError(f"The query vector has dimension {query.shape[0]}; "
-                                    f"this collection holds {matrix.shape[1]}.")
+            raise InvalidInputError(
+                f"The query vector has dimension {query.shape[0]}; this collection holds {matrix.shape[1]}."
+            )
         # Multiply-and-sum rather than BLAS: a matrix-vector product this small is faster on one
         # thread than on a BLAS thread pool competing with the embedding model for the cores.
         scores = np.einsum("ij,j->i", matrix, query)
@@ -160,8 +167,7 @@ class InMemoryIndex:
         order = top[np.lexsort((top, -scores[top]))]
         return [Hit(chunks[i], float(scores[i]), matrix[i]) for i in order if np.isfinite(scores[i])]
 
-    def search_text(self, collection: str, query: TextQuery, k: int,
-                    filters: Filters | None = None) -> list[Hit]:
+    def search_text(self, collection: str, query: TextQuery, k: int, filters: Filters | None = None) -> list[Hit]:
         """BM25 over every chunk's title, headings and text."""
         check_k(k)
         flt = normalise_filters(filters)
@@ -195,7 +201,7 @@ class InMemoryIndex:
         out: dict[str, IndexedDocument] = {}
         with self._lock:
             coll = self._get(collection)
-            for chunk in (coll.chunks.values() if coll else ()):
+            for chunk in coll.chunks.values() if coll else ():
                 doc = out.setdefault(chunk.doc_id, IndexedDocument(chunk.doc_id, chunk.source))
                 doc.add(chunk.id, chunk.content_hash, chunk.n_chunks)
         return out
@@ -214,4 +220,3 @@ class InMemoryIndex:
     def close(self) -> None:
         """Nothing to release."""
         return None
-

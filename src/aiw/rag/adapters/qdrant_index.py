@@ -96,9 +96,12 @@ class QdrantIndex:
 
         if not flt:
             return None
-        return models.Filter(must=[
-            models.FieldCondition(key="facets", match=models.MatchAny(any=[facet(k, v) for v in values]))
-            for k, values in flt.items()])
+        return models.Filter(
+            must=[
+                models.FieldCondition(key="facets", match=models.MatchAny(any=[facet(k, v) for v in values]))
+                for k, values in flt.items()
+            ]
+        )
 
     # -- writes ------------------------------------------------------------------------------
     def upsert(self, collection: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
@@ -112,13 +115,20 @@ class QdrantIndex:
                 return 0
             try:
                 if not exists:
-                    self.client.create_collection(collection, vectors_config=models.VectorParams(
-                        size=int(arr.shape[1]), distance=models.Distance.COSINE))
+                    self.client.create_collection(
+                        collection,
+                        vectors_config=models.VectorParams(size=int(arr.shape[1]), distance=models.Distance.COSINE),
+                    )
                 for start in range(0, len(chunks), 256):
-                    part = chunks[start:start + 256]
-                    self.client.upsert(collection, wait=True, points=[
-                        models.PointStruct(id=point_id(c.id), vector=v.tolist(), payload=_payload(c))
-                        for c, v in zip(part, arr[start:start + 256], strict=True)])
+                    part = chunks[start : start + 256]
+                    self.client.upsert(
+                        collection,
+                        wait=True,
+                        points=[
+                            models.PointStruct(id=point_id(c.id), vector=v.tolist(), payload=_payload(c))
+                            for c, v in zip(part, arr[start : start + 256], strict=True)
+                        ],
+                    )
             except Exception as exc:
                 raise _backend(f"writing {len(chunks)} chunks to Qdrant {collection!r}", exc) from exc
             self._touched(collection)
@@ -149,8 +159,9 @@ class QdrantIndex:
         ids = sorted(set(doc_ids))
         if not ids:
             return 0
-        return self._delete_where(collection, models.Filter(
-            must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=ids))]))
+        return self._delete_where(
+            collection, models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=ids))])
+        )
 
     def delete_chunks(self, collection: str, chunk_ids: Sequence[str]) -> int:
         """Delete chunks by id."""
@@ -159,12 +170,12 @@ class QdrantIndex:
         ids = sorted(set(chunk_ids))
         if not ids:
             return 0
-        return self._delete_where(collection, models.Filter(
-            must=[models.HasIdCondition(has_id=[point_id(i) for i in ids])]))
+        return self._delete_where(
+            collection, models.Filter(must=[models.HasIdCondition(has_id=[point_id(i) for i in ids])])
+        )
 
     # -- reads -------------------------------------------------------------------------------
-    def search_vector(self, collection: str, vector: np.ndarray, k: int,
-                      filters: Filters | None = None) -> list[Hit]:
+    def search_vector(self, collection: str, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[Hit]:
         """Cosine search."""
         check_k(k)
         flt = normalise_filters(filters)
@@ -173,25 +184,32 @@ class QdrantIndex:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         dimension = self._dimension(collection)
         if query.shape[0] != dimension:
-            raise InvalidInputError(f"The query vector has dimension {query.shape[0]}; "
-                                    f"this collection holds {dimension}.")
+            raise InvalidInputError(
+                f"The query vector has dimension {query.shape[0]}; this collection holds {dimension}."
+            )
         try:
-            points = self.client.query_points(collection, query=query.tolist(), limit=k, query_filter=self._filter(flt),
-                                              with_payload=True, with_vectors=True).points
+            points = self.client.query_points(
+                collection,
+                query=query.tolist(),
+                limit=k,
+                query_filter=self._filter(flt),
+                with_payload=True,
+                with_vectors=True,
+            ).points
         except Exception as exc:
             raise _backend(f"vector search in Qdrant {collection!r}", exc) from exc
         return [Hit(_chunk(p.payload), float(p.score), np.asarray(p.vector, dtype=np.float32)) for p in points]
 
-    def search_text(self, collection: str, query: TextQuery, k: int,
-                    filters: Filters | None = None) -> list[Hit]:
+    def search_text(self, collection: str, query: TextQuery, k: int, filters: Filters | None = None) -> list[Hit]:
         """BM25 (ours) over the collection's chunks."""
         check_k(k)
         flt = normalise_filters(filters)
         if not self._exists(collection):
             return []
         version = (self._writes.get(collection, 0), self.count(collection))
-        return self._text.search(collection, version, lambda: [_chunk(p) for p in self._scroll(collection)],
-                                 query, k, flt)
+        return self._text.search(
+            collection, version, lambda: [_chunk(p) for p in self._scroll(collection)], query, k, flt
+        )
 
     def _scroll(self, collection: str, fields: Sequence[str] | bool = True) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -199,9 +217,9 @@ class QdrantIndex:
         offset = None
         while True:
             try:
-                points, offset = self.client.scroll(collection, limit=_PAGE, offset=offset,
-                                                    with_payload=payload,
-                                                    with_vectors=False)
+                points, offset = self.client.scroll(
+                    collection, limit=_PAGE, offset=offset, with_payload=payload, with_vectors=False
+                )
             except Exception as exc:
                 raise _backend(f"reading Qdrant {collection!r}", exc) from exc
             out.extend(p.payload or {} for p in points)
@@ -270,15 +288,22 @@ class QdrantIndex:
 
 
 def _payload(chunk: Chunk) -> dict[str, Any]:
-    return {"record": json.dumps(chunk.to_record(), ensure_ascii=False), "facets": chunk_facets(chunk),
-            "chunk_id": chunk.id, "doc_id": chunk.doc_id, "source": chunk.source,
-            "content_hash": chunk.content_hash, "n_chunks": chunk.n_chunks}
+    return {
+        "record": json.dumps(chunk.to_record(), ensure_ascii=False),
+        "facets": chunk_facets(chunk),
+        "chunk_id": chunk.id,
+        "doc_id": chunk.doc_id,
+        "source": chunk.source,
+        "content_hash": chunk.content_hash,
+        "n_chunks": chunk.n_chunks,
+    }
 
 
 def _chunk(payload: Mapping[str, Any] | None) -> Chunk:
     if not payload or "record" not in payload:
-        raise BackendError("A Qdrant point lacks its chunk data; it was not written by aiw",
-                           hint="ingest into a collection of its own")
+        raise BackendError(
+            "A Qdrant point lacks its chunk data; it was not written by aiw", hint="ingest into a collection of its own"
+        )
     return Chunk.from_record(json.loads(str(payload["record"])))
 
 

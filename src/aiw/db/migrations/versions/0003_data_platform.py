@@ -45,8 +45,9 @@ def upgrade() -> None:
         sa.Column("details", sa.Text, nullable=False),
     )
     op.create_index("ix_data_check_results_run", "data_check_results", ["run_id"])
-    op.create_index("ix_data_check_results_table_check", "data_check_results",
-                    ["table_name", "check_name", "checked_at"])
+    op.create_index(
+        "ix_data_check_results_table_check", "data_check_results", ["table_name", "check_name", "checked_at"]
+    )
     op.create_table(
         "data_schema_snapshots",
         sa.Column("id", _BigId, primary_key=True, autoincrement=True),

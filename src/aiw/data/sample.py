@@ -14,6 +14,11 @@ How the claims are made, so that later capabilities have something real to find:
   home claims) or a drop (5-20% of it); ``sample_anomalies`` holds the expected and injected
   counts. Claims of an anomaly cell are reported the same day and reports due on a drop day
   arrive a day late, so the anomalies show by incident date and by reporting date alike.
+* **Reporting.** A claim exists once it is reported (the same day for 42%, else a long-tailed
+  delay). An incident whose report would fall after ``end_date`` is not known yet (incurred but
+  not reported): such a claim takes an earlier incident day of its line on which its delay fits,
+  so the table keeps exactly ``rows`` claims, the reporting-date series stays smooth to its last
+  day and the incident-date series thins over its last week, as a real claims table does.
 * **Fraud.** ``is_fraud`` (about 4.5%) is drawn from a logistic model over the amount (relative
   to its claim type and to the policy's coverage limit), days to report, prior claims, channel,
   the policy's age at the incident and the line of business. ``customers.gender`` shifts the
@@ -73,8 +78,9 @@ REGIONS = ("north", "south", "east", "west", "central")
 SEGMENTS = ("retail", "sme", "corporate")
 POLICY_STATUSES = ("active", "lapsed", "cancelled")
 PAYMENT_METHODS = ("bank_transfer", "cheque", "card", "repairer_direct")
-INTERNAL_DOCUMENTS = frozenset({"general-fraud-policy", "general-underwriting-guidelines",
-                                "general-claims-handling-standards"})
+INTERNAL_DOCUMENTS = frozenset(
+    {"general-fraud-policy", "general-underwriting-guidelines", "general-claims-handling-standards"}
+)
 """Documents tagged ``internal`` (``access: internal`` in their front matter; the rest are ``public``)."""
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -82,37 +88,74 @@ ProgressCallback = Callable[[str, int, int], None]
 
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "customers": (
-        ("customer_id", "BIGINT"), ("first_name", "VARCHAR"), ("last_name", "VARCHAR"),
-        ("email", "VARCHAR"), ("phone", "VARCHAR"), ("birth_date", "DATE"), ("gender", "VARCHAR"),
-        ("region", "VARCHAR"), ("segment", "VARCHAR"), ("signup_date", "DATE"),
-        ("credit_score", "INTEGER"), ("updated_at", "TIMESTAMP"),
+        ("customer_id", "BIGINT"),
+        ("first_name", "VARCHAR"),
+        ("last_name", "VARCHAR"),
+        ("email", "VARCHAR"),
+        ("phone", "VARCHAR"),
+        ("birth_date", "DATE"),
+        ("gender", "VARCHAR"),
+        ("region", "VARCHAR"),
+        ("segment", "VARCHAR"),
+        ("signup_date", "DATE"),
+        ("credit_score", "INTEGER"),
+        ("updated_at", "TIMESTAMP"),
     ),
     "policies": (
-        ("policy_id", "BIGINT"), ("customer_id", "BIGINT"), ("line_of_business", "VARCHAR"),
-        ("product", "VARCHAR"), ("start_date", "DATE"), ("end_date", "DATE"),
-        ("annual_premium", "DOUBLE"), ("deductible", "DOUBLE"), ("coverage_limit", "DOUBLE"),
-        ("status", "VARCHAR"), ("updated_at", "TIMESTAMP"),
+        ("policy_id", "BIGINT"),
+        ("customer_id", "BIGINT"),
+        ("line_of_business", "VARCHAR"),
+        ("product", "VARCHAR"),
+        ("start_date", "DATE"),
+        ("end_date", "DATE"),
+        ("annual_premium", "DOUBLE"),
+        ("deductible", "DOUBLE"),
+        ("coverage_limit", "DOUBLE"),
+        ("status", "VARCHAR"),
+        ("updated_at", "TIMESTAMP"),
     ),
     "claims": (
-        ("claim_id", "BIGINT"), ("policy_id", "BIGINT"), ("customer_id", "BIGINT"),
-        ("line_of_business", "VARCHAR"), ("claim_type", "VARCHAR"), ("region", "VARCHAR"),
-        ("channel", "VARCHAR"), ("incident_date", "DATE"), ("reported_at", "TIMESTAMP"),
-        ("amount", "DOUBLE"), ("status", "VARCHAR"), ("days_to_report", "INTEGER"),
-        ("prior_claims", "INTEGER"), ("adjuster_notes", "VARCHAR"), ("is_fraud", "BOOLEAN"),
+        ("claim_id", "BIGINT"),
+        ("policy_id", "BIGINT"),
+        ("customer_id", "BIGINT"),
+        ("line_of_business", "VARCHAR"),
+        ("claim_type", "VARCHAR"),
+        ("region", "VARCHAR"),
+        ("channel", "VARCHAR"),
+        ("incident_date", "DATE"),
+        ("reported_at", "TIMESTAMP"),
+        ("amount", "DOUBLE"),
+        ("status", "VARCHAR"),
+        ("days_to_report", "INTEGER"),
+        ("prior_claims", "INTEGER"),
+        ("adjuster_notes", "VARCHAR"),
+        ("is_fraud", "BOOLEAN"),
         ("updated_at", "TIMESTAMP"),
     ),
     "payments": (
-        ("payment_id", "BIGINT"), ("claim_id", "BIGINT"), ("paid_at", "TIMESTAMP"),
-        ("amount", "DOUBLE"), ("method", "VARCHAR"),
+        ("payment_id", "BIGINT"),
+        ("claim_id", "BIGINT"),
+        ("paid_at", "TIMESTAMP"),
+        ("amount", "DOUBLE"),
+        ("method", "VARCHAR"),
     ),
     "documents": (
-        ("doc_id", "VARCHAR"), ("title", "VARCHAR"), ("line_of_business", "VARCHAR"),
-        ("doc_type", "VARCHAR"), ("path", "VARCHAR"), ("content", "VARCHAR"),
-        ("content_hash", "VARCHAR"), ("access_tags", "VARCHAR"), ("updated_at", "TIMESTAMP"),
+        ("doc_id", "VARCHAR"),
+        ("title", "VARCHAR"),
+        ("line_of_business", "VARCHAR"),
+        ("doc_type", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("content", "VARCHAR"),
+        ("content_hash", "VARCHAR"),
+        ("access_tags", "VARCHAR"),
+        ("updated_at", "TIMESTAMP"),
     ),
     "sample_anomalies": (
-        ("day", "DATE"), ("line_of_business", "VARCHAR"), ("kind", "VARCHAR"),
-        ("expected_claims", "DOUBLE"), ("injected_claims", "INTEGER"),
+        ("day", "DATE"),
+        ("line_of_business", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("expected_claims", "DOUBLE"),
+        ("injected_claims", "INTEGER"),
     ),
 }
 """Every table :func:`generate` writes: name -> ((column, DuckDB type), ...)."""
@@ -169,32 +212,224 @@ _PRODUCTS: tuple[tuple[str, int, float, tuple[float, ...], tuple[float, ...], fl
 )
 
 # Spike causes: (line, claim type the extra claims mostly are, season).
-_SPIKES = (("home", "storm", "winter"), ("auto", "collision", "winter"),
-           ("travel", "flight_delay", "summer"), ("health", "outpatient", "winter"),
-           ("home", "water_damage", "winter"), ("auto", "windscreen", "summer"))
+_SPIKES = (
+    ("home", "storm", "winter"),
+    ("auto", "collision", "winter"),
+    ("travel", "flight_delay", "summer"),
+    ("health", "outpatient", "winter"),
+    ("home", "water_damage", "winter"),
+    ("auto", "windscreen", "summer"),
+)
 
-_FEMALE = ("Emma", "Olivia", "Sophie", "Amelia", "Isla", "Ava", "Mia", "Grace", "Lily", "Chloe",
-           "Ella", "Hannah", "Lucy", "Anna", "Sarah", "Laura", "Julia", "Maria", "Elena", "Clara",
-           "Nora", "Alice", "Ruth", "Helen", "Karen", "Susan", "Linda", "Fatima", "Aisha", "Priya",
-           "Mei", "Yuki", "Ines", "Lea", "Zoe", "Eva", "Freya", "Jessica", "Rachel", "Megan",
-           "Charlotte", "Emily", "Victoria", "Rebecca", "Natalie", "Paula", "Sofia", "Irene")
-_MALE = ("James", "Oliver", "Harry", "Jack", "George", "Noah", "Leo", "Arthur", "Oscar", "Thomas",
-         "William", "Henry", "Daniel", "David", "Michael", "Peter", "John", "Paul", "Mark", "Luke",
-         "Samuel", "Adam", "Ben", "Tom", "Omar", "Ahmed", "Raj", "Wei", "Kenji", "Lucas", "Mateo",
-         "Felix", "Max", "Jonas", "Eric", "Robert", "Richard", "Simon", "Andrew", "Stephen",
-         "Matthew", "Christopher", "Anthony", "Patrick", "Sean", "Marco", "Pablo", "Ivan")
-_LAST = ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Robinson",
-         "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall", "Wood",
-         "Jackson", "Clarke", "Patel", "Khan", "Lewis", "James", "Phillips", "Mason", "Mitchell",
-         "Rose", "Davis", "Rodriguez", "Cox", "Alexander", "Morgan", "Moore", "Martin", "Price",
-         "Bell", "Cooper", "Ward", "Turner", "Hill", "Parker", "Collins", "Edwards", "Stewart",
-         "Morris", "Murphy", "Cook", "Rogers", "Bailey", "Reed", "Kelly", "Howard", "Bennett",
-         "Gray", "Hughes", "Fisher", "Russell", "Griffiths", "Lloyd", "Harrison", "Kennedy",
-         "Novak", "Müller", "Schmidt", "Fischer", "Weber", "Rossi", "Russo", "Bianchi", "Garcia",
-         "Fernandez", "Lopez", "Martinez", "Dubois", "Laurent", "Moreau", "Nowak", "Kowalski",
-         "Jensen", "Hansen", "Nielsen", "Larsen", "Andersen", "Berg", "Lindqvist", "Virtanen",
-         "O'Brien", "Byrne", "Ryan", "Walsh", "Chen", "Wang", "Li", "Zhang", "Tanaka", "Sato",
-         "Kim", "Park", "Nguyen", "Singh", "Shah", "Ali", "Hussain", "Ahmed", "Okafor", "Mensah")
+_FEMALE = (
+    "Emma",
+    "Olivia",
+    "Sophie",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Grace",
+    "Lily",
+    "Chloe",
+    "Ella",
+    "Hannah",
+    "Lucy",
+    "Anna",
+    "Sarah",
+    "Laura",
+    "Julia",
+    "Maria",
+    "Elena",
+    "Clara",
+    "Nora",
+    "Alice",
+    "Ruth",
+    "Helen",
+    "Karen",
+    "Susan",
+    "Linda",
+    "Fatima",
+    "Aisha",
+    "Priya",
+    "Mei",
+    "Yuki",
+    "Ines",
+    "Lea",
+    "Zoe",
+    "Eva",
+    "Freya",
+    "Jessica",
+    "Rachel",
+    "Megan",
+    "Charlotte",
+    "Emily",
+    "Victoria",
+    "Rebecca",
+    "Natalie",
+    "Paula",
+    "Sofia",
+    "Irene",
+)
+_MALE = (
+    "James",
+    "Oliver",
+    "Harry",
+    "Jack",
+    "George",
+    "Noah",
+    "Leo",
+    "Arthur",
+    "Oscar",
+    "Thomas",
+    "William",
+    "Henry",
+    "Daniel",
+    "David",
+    "Michael",
+    "Peter",
+    "John",
+    "Paul",
+    "Mark",
+    "Luke",
+    "Samuel",
+    "Adam",
+    "Ben",
+    "Tom",
+    "Omar",
+    "Ahmed",
+    "Raj",
+    "Wei",
+    "Kenji",
+    "Lucas",
+    "Mateo",
+    "Felix",
+    "Max",
+    "Jonas",
+    "Eric",
+    "Robert",
+    "Richard",
+    "Simon",
+    "Andrew",
+    "Stephen",
+    "Matthew",
+    "Christopher",
+    "Anthony",
+    "Patrick",
+    "Sean",
+    "Marco",
+    "Pablo",
+    "Ivan",
+)
+_LAST = (
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Robinson",
+    "Wright",
+    "Thompson",
+    "Evans",
+    "Walker",
+    "White",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Wood",
+    "Jackson",
+    "Clarke",
+    "Patel",
+    "Khan",
+    "Lewis",
+    "James",
+    "Phillips",
+    "Mason",
+    "Mitchell",
+    "Rose",
+    "Davis",
+    "Rodriguez",
+    "Cox",
+    "Alexander",
+    "Morgan",
+    "Moore",
+    "Martin",
+    "Price",
+    "Bell",
+    "Cooper",
+    "Ward",
+    "Turner",
+    "Hill",
+    "Parker",
+    "Collins",
+    "Edwards",
+    "Stewart",
+    "Morris",
+    "Murphy",
+    "Cook",
+    "Rogers",
+    "Bailey",
+    "Reed",
+    "Kelly",
+    "Howard",
+    "Bennett",
+    "Gray",
+    "Hughes",
+    "Fisher",
+    "Russell",
+    "Griffiths",
+    "Lloyd",
+    "Harrison",
+    "Kennedy",
+    "Novak",
+    "Müller",
+    "Schmidt",
+    "Fischer",
+    "Weber",
+    "Rossi",
+    "Russo",
+    "Bianchi",
+    "Garcia",
+    "Fernandez",
+    "Lopez",
+    "Martinez",
+    "Dubois",
+    "Laurent",
+    "Moreau",
+    "Nowak",
+    "Kowalski",
+    "Jensen",
+    "Hansen",
+    "Nielsen",
+    "Larsen",
+    "Andersen",
+    "Berg",
+    "Lindqvist",
+    "Virtanen",
+    "O'Brien",
+    "Byrne",
+    "Ryan",
+    "Walsh",
+    "Chen",
+    "Wang",
+    "Li",
+    "Zhang",
+    "Tanaka",
+    "Sato",
+    "Kim",
+    "Park",
+    "Nguyen",
+    "Singh",
+    "Shah",
+    "Ali",
+    "Hussain",
+    "Ahmed",
+    "Okafor",
+    "Mensah",
+)
 _ASCII = str.maketrans({"ü": "ue", "'": ""})
 _DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
 
@@ -249,15 +484,18 @@ class SampleSummary:
 # -- validation ----------------------------------------------------------------------------------
 def _check_rows(rows: object) -> int:
     if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or not MIN_ROWS <= rows <= MAX_ROWS:
-        raise InvalidInputError(f"The 'rows' parameter of generate must be an integer in "
-                                f"[{MIN_ROWS:,}, {MAX_ROWS:,}]. Got {rows!r} instead.")
+        raise InvalidInputError(
+            f"The 'rows' parameter of generate must be an integer in "
+            f"[{MIN_ROWS:,}, {MAX_ROWS:,}]. Got {rows!r} instead."
+        )
     return int(rows)
 
 
 def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
-        raise InvalidInputError(f"The 'seed' parameter of generate must be a non-negative integer. "
-                                f"Got {seed!r} instead.")
+        raise InvalidInputError(
+            f"The 'seed' parameter of generate must be a non-negative integer. Got {seed!r} instead."
+        )
     return int(seed)
 
 
@@ -270,14 +508,18 @@ def _check_end_date(end_date: object) -> date:
         try:
             end_date = date.fromisoformat(end_date.strip())
         except ValueError:
-            raise InvalidInputError(f"The 'end_date' parameter of generate must be a date in the form "
-                                    f"YYYY-MM-DD. Got {end_date!r} instead.") from None
+            raise InvalidInputError(
+                f"The 'end_date' parameter of generate must be a date in the form YYYY-MM-DD. Got {end_date!r} instead."
+            ) from None
     if not isinstance(end_date, date):
-        raise InvalidInputError(f"The 'end_date' parameter of generate must be a date, a YYYY-MM-DD "
-                                f"string or None. Got {end_date!r} instead.")
+        raise InvalidInputError(
+            f"The 'end_date' parameter of generate must be a date, a YYYY-MM-DD "
+            f"string or None. Got {end_date!r} instead."
+        )
     if not 1950 <= end_date.year <= 2200:
-        raise InvalidInputError(f"The 'end_date' parameter of generate must lie between 1950 and 2200. "
-                                f"Got {end_date.isoformat()} instead.")
+        raise InvalidInputError(
+            f"The 'end_date' parameter of generate must lie between 1950 and 2200. Got {end_date.isoformat()} instead."
+        )
     return end_date
 
 
@@ -308,11 +550,22 @@ def sample_documents() -> list[SampleDocument]:
         front, body = _front_matter(content, entry.name)
         first = body.split("\n", 1)[0]
         if line not in (*LINES_OF_BUSINESS, "general") or not kind or not first.startswith("# "):
-            raise InvalidInputError(f"The packaged document {entry.name} breaks the naming rules "
-                                    f"('<line>-<type>.md' starting with '# Title' after any front matter).")
+            raise InvalidInputError(
+                f"The packaged document {entry.name} breaks the naming rules "
+                f"('<line>-<type>.md' starting with '# Title' after any front matter)."
+            )
         access = front.get("access", "public")
-        docs.append(SampleDocument(stem, first[2:].strip(), line, kind.replace("-", "_"), entry.name, content,
-                                   ", ".join(access) if isinstance(access, list) else str(access)))
+        docs.append(
+            SampleDocument(
+                stem,
+                first[2:].strip(),
+                line,
+                kind.replace("-", "_"),
+                entry.name,
+                content,
+                ", ".join(access) if isinstance(access, list) else str(access),
+            )
+        )
     return docs
 
 
@@ -325,8 +578,9 @@ def _front_matter(content: str, name: str) -> tuple[dict[str, Any], str]:
 
     front = yaml.safe_load(head) if found else None
     if not isinstance(front, dict):
-        raise InvalidInputError(f"The packaged document {name} has front matter that is not a closed block "
-                                f"of 'key: value' lines.")
+        raise InvalidInputError(
+            f"The packaged document {name} has front matter that is not a closed block of 'key: value' lines."
+        )
     return front, body
 
 
@@ -345,18 +599,25 @@ def _write_documents(target: Path, docs: list[SampleDocument]) -> None:
 
 def _build_documents(docs: list[SampleDocument], end: date) -> pa.Table:
     stamp = datetime.combine(end, datetime.min.time())
-    return pa.table({
-        "doc_id": [d.doc_id for d in docs], "title": [d.title for d in docs],
-        "line_of_business": [d.line_of_business for d in docs], "doc_type": [d.doc_type for d in docs],
-        "path": [d.filename for d in docs], "content": [d.content for d in docs],
-        "content_hash": [d.content_hash for d in docs], "access_tags": [d.access_tags for d in docs],
-        "updated_at": pa.array([stamp] * len(docs), pa.timestamp("us")),
-    })
+    return pa.table(
+        {
+            "doc_id": [d.doc_id for d in docs],
+            "title": [d.title for d in docs],
+            "line_of_business": [d.line_of_business for d in docs],
+            "doc_type": [d.doc_type for d in docs],
+            "path": [d.filename for d in docs],
+            "content": [d.content for d in docs],
+            "content_hash": [d.content_hash for d in docs],
+            "access_tags": [d.access_tags for d in docs],
+            "updated_at": pa.array([stamp] * len(docs), pa.timestamp("us")),
+        }
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _categorical(rng: np.random.Generator, probs: np.ndarray, group: np.ndarray | None = None,
-                 size: int | None = None) -> np.ndarray:
+def _categorical(
+    rng: np.random.Generator, probs: np.ndarray, group: np.ndarray | None = None, size: int | None = None
+) -> np.ndarray:
     """Draw category indices from ``probs`` (one row per group when ``group`` is given)."""
     cum = np.cumsum(probs, axis=-1)
     if group is None:
@@ -398,29 +659,46 @@ def _draw_customers(rng: np.random.Generator, n: int) -> _Customers:
     )
 
 
-def _build_customers(rng: np.random.Generator, cust: _Customers, first_start: np.ndarray,
-                     start64: np.datetime64, n_days: int) -> pa.Table:
+def _build_customers(
+    rng: np.random.Generator, cust: _Customers, first_start: np.ndarray, start64: np.datetime64, n_days: int
+) -> pa.Table:
     """The customers table; ``first_start`` is each customer's first policy start (day offset)."""
     n = cust.n
     female = pa.array(_FEMALE)
     male = pa.array(_MALE)
-    first = pc.if_else(pa.array(cust.gender_f), pc.take(female, pa.array(rng.integers(0, len(_FEMALE), n))),
-                       pc.take(male, pa.array(rng.integers(0, len(_MALE), n))))
+    first = pc.if_else(
+        pa.array(cust.gender_f),
+        pc.take(female, pa.array(rng.integers(0, len(_FEMALE), n))),
+        pc.take(male, pa.array(rng.integers(0, len(_MALE), n))),
+    )
     last = pc.take(pa.array(_LAST), pa.array(rng.integers(0, len(_LAST), n)))
     ids = np.arange(1, n + 1, dtype=np.int64)
     ascii_last = pa.array([s.translate(_ASCII) for s in _LAST])
     sep = pc.take(pa.array([".", "_", ""]), pa.array(rng.integers(0, 3, n)))
-    suffix = pc.if_else(pa.array(rng.random(n) < 0.6), pc.cast(pa.array(ids % 1000), pa.string()),
-                        pa.scalar("", pa.string()))
+    suffix = pc.if_else(
+        pa.array(rng.random(n) < 0.6), pc.cast(pa.array(ids % 1000), pa.string()), pa.scalar("", pa.string())
+    )
     domain = pc.take(pa.array(_DOMAINS), pa.array(rng.integers(0, len(_DOMAINS), n)))
-    email = pc.binary_join_element_wise(pc.utf8_lower(first), sep, pc.utf8_lower(
-        pc.take(ascii_last, pc.index_in(last, pa.array(_LAST)))), suffix, "@", domain, "")
+    email = pc.binary_join_element_wise(
+        pc.utf8_lower(first),
+        sep,
+        pc.utf8_lower(pc.take(ascii_last, pc.index_in(last, pa.array(_LAST)))),
+        suffix,
+        "@",
+        domain,
+        "",
+    )
     digits = rng.integers(0, 10**9, n)
-    uk = pc.binary_join_element_wise("+44 7700 9", pc.utf8_lpad(pc.cast(pa.array(digits % 100_000), pa.string()),
-                                                               width=5, padding="0"), "")
+    uk = pc.binary_join_element_wise(
+        "+44 7700 9", pc.utf8_lpad(pc.cast(pa.array(digits % 100_000), pa.string()), width=5, padding="0"), ""
+    )
     us = pc.binary_join_element_wise(
-        "+1-", pc.cast(pa.array(200 + digits % 800), pa.string()), "-555-",
-        pc.utf8_lpad(pc.cast(pa.array((digits // 1000) % 10_000), pa.string()), width=4, padding="0"), "")
+        "+1-",
+        pc.cast(pa.array(200 + digits % 800), pa.string()),
+        "-555-",
+        pc.utf8_lpad(pc.cast(pa.array((digits // 1000) % 10_000), pa.string()), width=4, padding="0"),
+        "",
+    )
     phone = pc.if_else(pa.array(rng.random(n) < 0.5), uk, us)
     birth = -np.round(cust.age * 365.25).astype(np.int64) + (n_days - 1)
     signup = np.minimum(np.maximum(first_start - rng.integers(0, 90, n), _adult_day(cust, n_days)), first_start)
@@ -428,22 +706,31 @@ def _build_customers(rng: np.random.Generator, cust: _Customers, first_start: np
     credit = np.clip(np.round(rng.normal(690, 75, n)), 300, 850).astype(np.int32)
     cust.email, cust.phone = email, phone
     base_s = start64.astype("datetime64[s]")
-    return pa.table({
-        "customer_id": ids, "first_name": first, "last_name": last, "email": email, "phone": phone,
-        "birth_date": _days(start64, birth), "gender": pc.if_else(pa.array(cust.gender_f), "F", "M"),
-        "region": _labels(REGIONS, cust.region), "segment": _labels(SEGMENTS, cust.segment),
-        "signup_date": _days(start64, signup), "credit_score": credit,
-        "updated_at": pa.array(base_s + updated.astype("timedelta64[s]")),
-    })
+    return pa.table(
+        {
+            "customer_id": ids,
+            "first_name": first,
+            "last_name": last,
+            "email": email,
+            "phone": phone,
+            "birth_date": _days(start64, birth),
+            "gender": pc.if_else(pa.array(cust.gender_f), "F", "M"),
+            "region": _labels(REGIONS, cust.region),
+            "segment": _labels(SEGMENTS, cust.segment),
+            "signup_date": _days(start64, signup),
+            "credit_score": credit,
+            "updated_at": pa.array(base_s + updated.astype("timedelta64[s]")),
+        }
+    )
 
 
 # -- policies ------------------------------------------------------------------------------------
 @dataclass
 class _Policies:
     n: int
-    customer: np.ndarray   # customer index (0-based)
+    customer: np.ndarray  # customer index (0-based)
     lob: np.ndarray
-    start: np.ndarray      # day offsets from the window start (negative: before it)
+    start: np.ndarray  # day offsets from the window start (negative: before it)
     end: np.ndarray
     deductible: np.ndarray
     limit: np.ndarray
@@ -451,7 +738,7 @@ class _Policies:
     long_standing: np.ndarray
     cancelled: np.ndarray
     product: np.ndarray
-    premium: np.ndarray    # before noise
+    premium: np.ndarray  # before noise
 
 
 def _adult_day(cust: _Customers, n_days: int) -> np.ndarray:
@@ -502,12 +789,23 @@ def _draw_policies(rng: np.random.Generator, n: int, cust: _Customers, n_days: i
         limit[rows] = np.array(limits, float)[rng.integers(0, len(limits), len(rows))]
         premium[rows] = base * (limit[rows] / limits[0]) ** 0.5 * (1 - 0.07 * d)
     # claim propensity: heavy-tailed, so some customers pile up prior claims
-    return _Policies(n, customer, lob, start, end, deductible, limit, rng.gamma(0.8, 1.25, n),
-                     long_standing, can_cancel, product, premium)
+    return _Policies(
+        n,
+        customer,
+        lob,
+        start,
+        end,
+        deductible,
+        limit,
+        rng.gamma(0.8, 1.25, n),
+        long_standing,
+        can_cancel,
+        product,
+        premium,
+    )
 
 
-def _build_policies(rng: np.random.Generator, pol: _Policies, start64: np.datetime64,
-                    n_days: int) -> pa.Table:
+def _build_policies(rng: np.random.Generator, pol: _Policies, start64: np.datetime64, n_days: int) -> pa.Table:
     n = pol.n
     premium = np.round(pol.premium * rng.lognormal(0, 0.15, n), 2)
     status = np.where(pol.end >= n_days - 1, 0, np.where(pol.cancelled, 2, 1))
@@ -516,14 +814,21 @@ def _build_policies(rng: np.random.Generator, pol: _Policies, start64: np.dateti
     changed = np.where(status == 0, renewal, pol.end)
     updated = np.minimum(changed, n_days - 1) * 86400 + rng.integers(8 * 3600, 18 * 3600, n)
     names = tuple(p[0] for p in _PRODUCTS)
-    return pa.table({
-        "policy_id": np.arange(1, n + 1, dtype=np.int64), "customer_id": pol.customer.astype(np.int64) + 1,
-        "line_of_business": _labels(LINES_OF_BUSINESS, pol.lob), "product": _labels(names, pol.product),
-        "start_date": _days(start64, pol.start), "end_date": _days(start64, pol.end),
-        "annual_premium": premium, "deductible": pol.deductible, "coverage_limit": pol.limit,
-        "status": _labels(POLICY_STATUSES, status),
-        "updated_at": pa.array(start64.astype("datetime64[s]") + updated.astype("timedelta64[s]")),
-    })
+    return pa.table(
+        {
+            "policy_id": np.arange(1, n + 1, dtype=np.int64),
+            "customer_id": pol.customer.astype(np.int64) + 1,
+            "line_of_business": _labels(LINES_OF_BUSINESS, pol.lob),
+            "product": _labels(names, pol.product),
+            "start_date": _days(start64, pol.start),
+            "end_date": _days(start64, pol.end),
+            "annual_premium": premium,
+            "deductible": pol.deductible,
+            "coverage_limit": pol.limit,
+            "status": _labels(POLICY_STATUSES, status),
+            "updated_at": pa.array(start64.astype("datetime64[s]") + updated.astype("timedelta64[s]")),
+        }
+    )
 
 
 # -- claims --------------------------------------------------------------------------------------
@@ -537,18 +842,18 @@ class _Claims:
     ctype: np.ndarray
     region: np.ndarray
     channel: np.ndarray
-    day: np.ndarray          # incident day offset
-    reported_s: np.ndarray   # reporting time, seconds from the window start
+    day: np.ndarray  # incident day offset
+    reported_s: np.ndarray  # reporting time, seconds from the window start
     amount: np.ndarray
     status: np.ndarray
     dtr: np.ndarray
     prior: np.ndarray
     fraud: np.ndarray
     updated_s: np.ndarray
-    pay_count: np.ndarray    # payment rows per claim
-    pay_plan: np.ndarray     # instalments planned (>= pay_count)
-    pay_first: np.ndarray    # seconds from reporting to the first payment
-    pay_gap: np.ndarray      # seconds between instalments
+    pay_count: np.ndarray  # payment rows per claim
+    pay_plan: np.ndarray  # instalments planned (>= pay_count)
+    pay_first: np.ndarray  # seconds from reporting to the first payment
+    pay_gap: np.ndarray  # seconds between instalments
     payout: np.ndarray
     anomalies: pa.Table
 
@@ -570,8 +875,9 @@ def _daily_weights(start64: np.datetime64, n_days: int) -> tuple[np.ndarray, np.
     return cells / cells.sum(), type_w, dow
 
 
-def _pick_anomalies(rng: np.random.Generator, start64: np.datetime64, n_days: int,
-                    dow: np.ndarray) -> list[tuple[int, int, str, float, int]]:
+def _pick_anomalies(
+    rng: np.random.Generator, start64: np.datetime64, n_days: int, dow: np.ndarray
+) -> list[tuple[int, int, str, float, int]]:
     """(day, line, kind, factor, claim type or -1) for each injected anomaly."""
     months = (start64 + np.arange(n_days).astype("timedelta64[D]")).astype("datetime64[M]").astype(np.int64) % 12 + 1
     seasons = {"winter": np.isin(months, (12, 1, 2)), "summer": np.isin(months, (6, 7, 8))}
@@ -586,14 +892,15 @@ def _pick_anomalies(rng: np.random.Generator, start64: np.datetime64, n_days: in
         allowed = free & seasons[season] if season in seasons else free
         candidates = np.flatnonzero(allowed)
         day = int(candidates[rng.integers(0, len(candidates))])
-        free[max(0, day - 10): day + 11] = False  # keep anomalies apart
+        free[max(0, day - 10) : day + 11] = False  # keep anomalies apart
         factor = float(rng.uniform(4, 8)) if kind == "spike" else float(rng.uniform(0.05, 0.2))
         picks.append((day, LINES_OF_BUSINESS.index(line), kind, factor, type_index.get(ctype, -1)))
     return picks
 
 
-def _draw_claims(rng: np.random.Generator, n: int, cust: _Customers, pol: _Policies,
-                 start64: np.datetime64, n_days: int) -> _Claims:
+def _draw_claims(
+    rng: np.random.Generator, n: int, cust: _Customers, pol: _Policies, start64: np.datetime64, n_days: int
+) -> _Claims:
     p, type_w, dow = _daily_weights(start64, n_days)
     picks = _pick_anomalies(rng, start64, n_days, dow)
     flat = p.ravel().copy()
@@ -603,8 +910,9 @@ def _draw_claims(rng: np.random.Generator, n: int, cust: _Customers, pol: _Polic
     scale = n / (1 - flat[cells].sum() + (flat[cells] * factors).sum())
     expected = flat[cells] * scale
     floor = max(2, min(8, n // 200))
-    injected = np.where(factors > 1, np.maximum(np.round(expected * factors), np.ceil(expected) + floor),
-                        np.floor(expected * factors)).astype(np.int64)
+    injected = np.where(
+        factors > 1, np.maximum(np.round(expected * factors), np.ceil(expected) + floor), np.floor(expected * factors)
+    ).astype(np.int64)
     flat[cells] = 0
     counts = rng.multinomial(max(n - int(injected.sum()), 0), flat / flat.sum())
     counts[cells] = injected
@@ -616,6 +924,21 @@ def _draw_claims(rng: np.random.Generator, n: int, cust: _Customers, pol: _Polic
     anomaly_of_cell = np.full(flat.size, -1)
     anomaly_of_cell[cells] = np.arange(len(picks))
     anomaly = anomaly_of_cell[cell]
+
+    # Reporting delay (see the module's docstring). Claims of an anomaly cell are reported the
+    # same day (a storm's claims come in at once). A claim whose report would fall after the
+    # window is incurred but not reported: it takes an earlier day of its line, drawn with the
+    # line's day weights (anomaly cells excluded) among the days on which its delay fits.
+    dtr = np.minimum(_draw_delays(rng, n), n_days - 1)
+    dtr[anomaly >= 0] = 0
+    spill = np.flatnonzero(day + dtr > n_days - 1)
+    weights = flat.reshape(n_days, 5)  # anomaly cells are zero here
+    for k in range(5):
+        moved = spill[lob[spill] == k]
+        if moved.size:
+            cum = np.cumsum(weights[:, k])
+            day[moved] = np.searchsorted(cum, rng.random(moved.size) * cum[n_days - 1 - dtr[moved]], side="right")
+    day = np.minimum(day, n_days - 1 - dtr)  # float round-off at a boundary only
 
     # claim type from the day's seasonal mix of the line; spikes are mostly their cause
     lines = np.array([t[1] for t in CLAIM_TYPES])
@@ -635,21 +958,14 @@ def _draw_claims(rng: np.random.Generator, n: int, cust: _Customers, pol: _Polic
     customer = pol.customer[policy]
     age = cust.age[customer]
     group = np.where(cust.segment[customer] == 2, 0, np.where(age < 35, 1, np.where(age > 60, 2, 3)))
-    channel = _categorical(rng, np.array([[0.15, 0.20, 0.55, 0.10], [0.30, 0.12, 0.08, 0.50],
-                                          [0.20, 0.50, 0.25, 0.05], [0.35, 0.25, 0.15, 0.25]]), group)
+    channel = _categorical(
+        rng,
+        np.array(
+            [[0.15, 0.20, 0.55, 0.10], [0.30, 0.12, 0.08, 0.50], [0.20, 0.50, 0.25, 0.05], [0.35, 0.25, 0.15, 0.25]]
+        ),
+        group,
+    )
 
-    # Reporting delay: same day for 42%, else a long-tailed lognormal. Claims of an anomaly cell
-    # are reported the same day (a storm's claims come in at once). A delay that would end past
-    # the window is redrawn from the same law given that it fits: recent incidents are all
-    # reported, and the reporting-date series gets only a small bump on its last days.
-    dtr = _draw_delays(rng, n)
-    dtr[anomaly >= 0] = 0
-    for _ in range(30):
-        spill = np.flatnonzero(day + dtr > n_days - 1)
-        if not spill.size:
-            break
-        dtr[spill] = _draw_delays(rng, spill.size)
-    dtr = np.minimum(dtr, n_days - 1 - day)
     reported_day = day + dtr
     for d, k, kind, _, _ in picks:
         if kind == "drop":  # an outage: that day's reports for the line arrive a day late
@@ -668,9 +984,20 @@ def _draw_claims(rng: np.random.Generator, n: int, cust: _Customers, pol: _Polic
     # claim ids follow reporting time
     order = np.lexsort((rng.random(n), reported_s))
     c: dict[str, np.ndarray] = {
-        name: values[order] for name, values in (
-            ("policy", policy), ("customer", customer), ("lob", lob), ("ctype", ctype), ("channel", channel),
-            ("day", day), ("reported_s", reported_s), ("amount", amount), ("dtr", dtr), ("limit", limit))}
+        name: values[order]
+        for name, values in (
+            ("policy", policy),
+            ("customer", customer),
+            ("lob", lob),
+            ("ctype", ctype),
+            ("channel", channel),
+            ("day", day),
+            ("reported_s", reported_s),
+            ("amount", amount),
+            ("dtr", dtr),
+            ("limit", limit),
+        )
+    }
     c["region"] = cust.region[c["customer"]]
     c["deductible"] = pol.deductible[c["policy"]]
 
@@ -682,9 +1009,18 @@ def _draw_claims(rng: np.random.Generator, n: int, cust: _Customers, pol: _Polic
     c["prior"] = np.empty(n, np.int64)
     c["prior"][by_customer] = np.arange(n) - group_start
 
-    c["fraud"] = _draw_fraud(rng, amount=c["amount"], ctype=c["ctype"], limit=c["limit"], dtr=c["dtr"],
-                             prior=c["prior"], channel=c["channel"], policy_age=c["day"] - pol.start[c["policy"]],
-                             lob=c["lob"], customer_age=cust.age[c["customer"]])
+    c["fraud"] = _draw_fraud(
+        rng,
+        amount=c["amount"],
+        ctype=c["ctype"],
+        limit=c["limit"],
+        dtr=c["dtr"],
+        prior=c["prior"],
+        channel=c["channel"],
+        policy_age=c["day"] - pol.start[c["policy"]],
+        lob=c["lob"],
+        customer_age=cust.age[c["customer"]],
+    )
     return _settle(rng, n_days, anomalies=_anomaly_table(picks, expected, injected, start64), **c)
 
 
@@ -722,9 +1058,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _draw_fraud(rng: np.random.Generator, *, amount: np.ndarray, ctype: np.ndarray, limit: np.ndarray,
-                dtr: np.ndarray, prior: np.ndarray, channel: np.ndarray, policy_age: np.ndarray,
-                lob: np.ndarray, customer_age: np.ndarray, rate: float = 0.045) -> np.ndarray:
+def _draw_fraud(
+    rng: np.random.Generator,
+    *,
+    amount: np.ndarray,
+    ctype: np.ndarray,
+    limit: np.ndarray,
+    dtr: np.ndarray,
+    prior: np.ndarray,
+    channel: np.ndarray,
+    policy_age: np.ndarray,
+    lob: np.ndarray,
+    customer_age: np.ndarray,
+    rate: float = 0.045,
+) -> np.ndarray:
     """The fraud label from a logistic model over claim features; the intercept hits ``rate``."""
     med = np.array([t[3] for t in CLAIM_TYPES])
     sig = np.array([t[4] for t in CLAIM_TYPES])
@@ -732,11 +1079,13 @@ def _draw_fraud(rng: np.random.Generator, *, amount: np.ndarray, ctype: np.ndarr
     logit = (
         1.6 * z_amount
         + 1.5 * (amount > 0.5 * limit)
-        + 2.0 * (dtr > 10) + 1.0 * (dtr > 30)
+        + 2.0 * (dtr > 10)
+        + 1.0 * (dtr > 30)
         + 0.6 * np.minimum(prior, 5)
-        + np.array([0.6, 0.0, -1.0, 0.3])[channel]          # web, phone, agent, app
-        + 2.8 * (policy_age < 60) + 1.2 * ((policy_age >= 60) & (policy_age < 180))
-        + np.array([0.3, 0.0, -0.5, 0.7, -0.7])[lob]         # auto, home, health, travel, life
+        + np.array([0.6, 0.0, -1.0, 0.3])[channel]  # web, phone, agent, app
+        + 2.8 * (policy_age < 60)
+        + 1.2 * ((policy_age >= 60) & (policy_age < 180))
+        + np.array([0.3, 0.0, -0.5, 0.7, -0.7])[lob]  # auto, home, health, travel, life
         + 0.4 * (customer_age < 30)
     )
     lo, hi = -20.0, 5.0
@@ -756,12 +1105,16 @@ def _settle(rng: np.random.Generator, n_days: int, *, anomalies: pa.Table, **c: 
     age_days = (end_s - c["reported_s"]) // 86400
     group = np.where(age_days < 14, 0, np.where(age_days < 60, 1, 2)) * 2 + c["fraud"]
     #                         open  review approved denied paid
-    mix = np.array([[0.60, 0.40, 0.00, 0.00, 0.00],   # recent, honest
-                    [0.30, 0.70, 0.00, 0.00, 0.00],   # recent, fraud
-                    [0.10, 0.30, 0.25, 0.10, 0.25],   # weeks old, honest
-                    [0.00, 0.60, 0.05, 0.30, 0.05],   # weeks old, fraud
-                    [0.02, 0.04, 0.04, 0.12, 0.78],   # older, honest
-                    [0.00, 0.15, 0.03, 0.60, 0.22]])  # older, fraud (some get through)
+    mix = np.array(
+        [
+            [0.60, 0.40, 0.00, 0.00, 0.00],  # recent, honest
+            [0.30, 0.70, 0.00, 0.00, 0.00],  # recent, fraud
+            [0.10, 0.30, 0.25, 0.10, 0.25],  # weeks old, honest
+            [0.00, 0.60, 0.05, 0.30, 0.05],  # weeks old, fraud
+            [0.02, 0.04, 0.04, 0.12, 0.78],  # older, honest
+            [0.00, 0.15, 0.03, 0.60, 0.22],
+        ]
+    )  # older, fraud (some get through)
     status = _categorical(rng, mix, group)
     paid, approved = status == 4, status == 2
     plan = np.where(paid | approved, 1 + _categorical(rng, np.array([0.7, 0.2, 0.1]), size=n), 0)
@@ -781,27 +1134,48 @@ def _settle(rng: np.random.Generator, n_days: int, *, anomalies: pa.Table, **c: 
     touched = np.minimum(rng.integers(0, 10 * 86400, n), window)
     updated = c["reported_s"] + np.where(count > 0, last, np.where(status == 3, decided, touched))
     payout = np.clip(c["amount"] - c["deductible"], 0.1 * c["amount"], c["limit"])
-    return _Claims(policy=c["policy"], customer=c["customer"], lob=c["lob"], ctype=c["ctype"],
-                   region=c["region"], channel=c["channel"], day=c["day"], reported_s=c["reported_s"],
-                   amount=c["amount"], status=status, dtr=c["dtr"], prior=c["prior"],
-                   fraud=c["fraud"], updated_s=updated, pay_count=count, pay_plan=plan,
-                   pay_first=first, pay_gap=gap, payout=np.round(payout, 2), anomalies=anomalies)
+    return _Claims(
+        policy=c["policy"],
+        customer=c["customer"],
+        lob=c["lob"],
+        ctype=c["ctype"],
+        region=c["region"],
+        channel=c["channel"],
+        day=c["day"],
+        reported_s=c["reported_s"],
+        amount=c["amount"],
+        status=status,
+        dtr=c["dtr"],
+        prior=c["prior"],
+        fraud=c["fraud"],
+        updated_s=updated,
+        pay_count=count,
+        pay_plan=plan,
+        pay_first=first,
+        pay_gap=gap,
+        payout=np.round(payout, 2),
+        anomalies=anomalies,
+    )
 
 
-def _anomaly_table(picks: list[tuple[int, int, str, float, int]], expected: np.ndarray,
-                   injected: np.ndarray, start64: np.datetime64) -> pa.Table:
+def _anomaly_table(
+    picks: list[tuple[int, int, str, float, int]], expected: np.ndarray, injected: np.ndarray, start64: np.datetime64
+) -> pa.Table:
     order = np.argsort([d for d, *_ in picks], kind="stable")
-    return pa.table({
-        "day": _days(start64, np.array([picks[i][0] for i in order])),
-        "line_of_business": [LINES_OF_BUSINESS[picks[i][1]] for i in order],
-        "kind": [picks[i][2] for i in order],
-        "expected_claims": np.round(expected[order], 3),
-        "injected_claims": injected[order].astype(np.int32),
-    })
+    return pa.table(
+        {
+            "day": _days(start64, np.array([picks[i][0] for i in order])),
+            "line_of_business": [LINES_OF_BUSINESS[picks[i][1]] for i in order],
+            "kind": [picks[i][2] for i in order],
+            "expected_claims": np.round(expected[order], 3),
+            "injected_claims": injected[order].astype(np.int32),
+        }
+    )
 
 
-def _claim_batches(rng: np.random.Generator, claims: _Claims, cust: _Customers,
-                   start64: np.datetime64) -> Iterator[pa.Table]:
+def _claim_batches(
+    rng: np.random.Generator, claims: _Claims, cust: _Customers, start64: np.datetime64
+) -> Iterator[pa.Table]:
     """The claims table in batches of :data:`_CHUNK`, notes composed batch by batch."""
     n = len(claims.day)
     base_s = start64.astype("datetime64[s]")
@@ -812,21 +1186,38 @@ def _claim_batches(rng: np.random.Generator, claims: _Claims, cust: _Customers,
         ids = np.arange(lo + 1, s.stop + 1, dtype=np.int64)
         cust_idx = pa.array(claims.customer[s].astype(np.int64))
         notes = compose_notes(
-            rng, claim_ids=ids, claim_type=claims.ctype[s], type_names=type_names,
-            channel=claims.channel[s], status=claims.status[s], is_fraud=claims.fraud[s],
-            amounts=claims.amount[s], reported_day=start64 + (claims.reported_s[s] // 86400).astype("timedelta64[D]"),
-            emails=pc.take(cust.email, cust_idx), phones=pc.take(cust.phone, cust_idx))
-        yield pa.table({
-            "claim_id": ids, "policy_id": claims.policy[s] + 1, "customer_id": claims.customer[s].astype(np.int64) + 1,
-            "line_of_business": _labels(LINES_OF_BUSINESS, claims.lob[s]),
-            "claim_type": _labels(type_names, claims.ctype[s]), "region": _labels(REGIONS, claims.region[s]),
-            "channel": _labels(CHANNELS, claims.channel[s]), "incident_date": _days(start64, claims.day[s]),
-            "reported_at": pa.array(base_s + claims.reported_s[s].astype("timedelta64[s]")),
-            "amount": claims.amount[s], "status": _labels(CLAIM_STATUSES, claims.status[s]),
-            "days_to_report": claims.dtr[s].astype(np.int32), "prior_claims": claims.prior[s].astype(np.int32),
-            "adjuster_notes": notes, "is_fraud": claims.fraud[s],
-            "updated_at": pa.array(base_s + claims.updated_s[s].astype("timedelta64[s]")),
-        })
+            rng,
+            claim_ids=ids,
+            claim_type=claims.ctype[s],
+            type_names=type_names,
+            channel=claims.channel[s],
+            status=claims.status[s],
+            is_fraud=claims.fraud[s],
+            amounts=claims.amount[s],
+            reported_day=start64 + (claims.reported_s[s] // 86400).astype("timedelta64[D]"),
+            emails=pc.take(cust.email, cust_idx),
+            phones=pc.take(cust.phone, cust_idx),
+        )
+        yield pa.table(
+            {
+                "claim_id": ids,
+                "policy_id": claims.policy[s] + 1,
+                "customer_id": claims.customer[s].astype(np.int64) + 1,
+                "line_of_business": _labels(LINES_OF_BUSINESS, claims.lob[s]),
+                "claim_type": _labels(type_names, claims.ctype[s]),
+                "region": _labels(REGIONS, claims.region[s]),
+                "channel": _labels(CHANNELS, claims.channel[s]),
+                "incident_date": _days(start64, claims.day[s]),
+                "reported_at": pa.array(base_s + claims.reported_s[s].astype("timedelta64[s]")),
+                "amount": claims.amount[s],
+                "status": _labels(CLAIM_STATUSES, claims.status[s]),
+                "days_to_report": claims.dtr[s].astype(np.int32),
+                "prior_claims": claims.prior[s].astype(np.int32),
+                "adjuster_notes": notes,
+                "is_fraud": claims.fraud[s],
+                "updated_at": pa.array(base_s + claims.updated_s[s].astype("timedelta64[s]")),
+            }
+        )
 
 
 def _prefetch(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
@@ -846,15 +1237,17 @@ def _build_payments(rng: np.random.Generator, claims: _Claims, start64: np.datet
     """One row per instalment paid: all of them for paid claims, the first for approved ones."""
     paying = claims.pay_count > 0
     rows = np.repeat(np.arange(len(claims.day)), claims.pay_count)
-    first_row = np.repeat(np.cumsum(claims.pay_count)[paying] - claims.pay_count[paying],
-                          claims.pay_count[paying])
+    first_row = np.repeat(np.cumsum(claims.pay_count)[paying] - claims.pay_count[paying], claims.pay_count[paying])
     k = np.arange(len(rows)) - first_row  # instalment number within its claim
     plan = claims.pay_plan[rows]
     # instalment shares: 1 | u, 1-u | 0.7u, (1-0.7u)w, rest; the last takes the rounding remainder
     u = rng.uniform(0.3, 0.7, len(rows))
     w = rng.uniform(0.4, 0.6, len(rows))
-    share = np.select([plan == 1, (plan == 2) & (k == 0), plan == 2, k == 0, k == 1],
-                      [1.0, u, 1 - u, 0.7 * u, (1 - 0.7 * u) * w], default=0.0)
+    share = np.select(
+        [plan == 1, (plan == 2) & (k == 0), plan == 2, k == 0, k == 1],
+        [1.0, u, 1 - u, 0.7 * u, (1 - 0.7 * u) * w],
+        default=0.0,
+    )
     total = np.round(claims.payout[rows] * 100).astype(np.int64)
     cents = np.round(total * share).astype(np.int64)
     paid_before = np.cumsum(cents) - cents - np.r_[0, np.cumsum(cents)][first_row]
@@ -862,16 +1255,24 @@ def _build_payments(rng: np.random.Generator, claims: _Claims, start64: np.datet
     paid_s = claims.reported_s[rows] + claims.pay_first[rows] + k * claims.pay_gap[rows]
     method = _categorical(rng, np.array([0.78, 0.08, 0.06, 0.08]), size=len(rows))
     method[(method == 3) & (claims.lob[rows] > 1)] = 0  # repairers are paid for cars and homes only
-    return pa.table({
-        "payment_id": np.arange(1, len(rows) + 1, dtype=np.int64), "claim_id": rows.astype(np.int64) + 1,
-        "paid_at": pa.array(start64.astype("datetime64[s]") + paid_s.astype("timedelta64[s]")),
-        "amount": cents / 100.0, "method": _labels(PAYMENT_METHODS, method),
-    })
+    return pa.table(
+        {
+            "payment_id": np.arange(1, len(rows) + 1, dtype=np.int64),
+            "claim_id": rows.astype(np.int64) + 1,
+            "paid_at": pa.array(start64.astype("datetime64[s]") + paid_s.astype("timedelta64[s]")),
+            "amount": cents / 100.0,
+            "method": _labels(PAYMENT_METHODS, method),
+        }
+    )
 
 
 # -- loading -------------------------------------------------------------------------------------
-def _load(conn: duckdb.DuckDBPyConnection, table: str, batches: Iterable[pa.Table],
-          loaded: Callable[[int], None] | None = None) -> int:
+def _load(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    batches: Iterable[pa.Table],
+    loaded: Callable[[int], None] | None = None,
+) -> int:
     """Create ``_aiw_stage_<table>`` and fill it from Arrow batches in one transaction.
 
     ``loaded(rows_so_far)`` is called after each batch.
@@ -923,8 +1324,15 @@ def _drop_stages(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 # -- the entry point -----------------------------------------------------------------------------
-def generate(workspace: Workspace, rows: int = 100_000, seed: int = 42, end_date: date | str | None = None,
-             progress: ProgressCallback | None = None, *, actor: str = "system") -> SampleSummary:
+def generate(
+    workspace: Workspace,
+    rows: int = 100_000,
+    seed: int = 42,
+    end_date: date | str | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    actor: str = "system",
+) -> SampleSummary:
     """Generate the insurer's sample tables and documents into ``workspace``.
 
     Args:
@@ -1008,8 +1416,13 @@ def generate(workspace: Workspace, rows: int = 100_000, seed: int = 42, end_date
             except Exception as drop_exc:
                 exc.add_note(f"Staging tables _aiw_stage_* were left behind ({drop_exc}); the next run drops them.")
             try:
-                workspace.audit.append(actor, "data.generate", "warehouse", "failure",
-                                       {**details, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                workspace.audit.append(
+                    actor,
+                    "data.generate",
+                    "warehouse",
+                    "failure",
+                    {**details, "error": f"{type(exc).__name__}: {exc}"[:500]},
+                )
             except Exception as audit_exc:
                 exc.add_note(f"The failure could not be audited: {audit_exc}")
             raise
@@ -1018,12 +1431,23 @@ def generate(workspace: Workspace, rows: int = 100_000, seed: int = 42, end_date
 
     fraud_rate = float(claims.fraud.mean())
     summary = SampleSummary(
-        rows=counts, seconds=seconds, total_seconds=time.perf_counter() - started, seed=seed,
-        start_date=start, end_date=end, fraud_rate=fraud_rate, anomalies=claims.anomalies.num_rows,
+        rows=counts,
+        seconds=seconds,
+        total_seconds=time.perf_counter() - started,
+        seed=seed,
+        start_date=start,
+        end_date=end,
+        fraud_rate=fraud_rate,
+        anomalies=claims.anomalies.num_rows,
         documents_dir=workspace.documents_dir,
     )
-    workspace.audit.append(actor, "data.generate", "warehouse", "success",
-                           {**details, "tables": counts, "fraud_rate": round(fraud_rate, 4)})
+    workspace.audit.append(
+        actor,
+        "data.generate",
+        "warehouse",
+        "success",
+        {**details, "tables": counts, "fraud_rate": round(fraud_rate, 4)},
+    )
     return summary
 
 
@@ -1033,6 +1457,8 @@ def tour_step(ctx: TourContext) -> None:
     ctx.facts["sample"] = summary
     for table, n in summary.rows.items():
         ctx.console.print(f"  {table:<17} {n:>11,} rows  ({summary.seconds.get(table, 0.0):.1f} s)")
-    ctx.console.print(f"  claims from {summary.start_date} to {summary.end_date}; fraud rate "
-                      f"{summary.fraud_rate:.1%}; {summary.anomalies} injected volume anomalies; "
-                      f"documents in {summary.documents_dir}")
+    ctx.console.print(
+        f"  claims from {summary.start_date} to {summary.end_date}; fraud rate "
+        f"{summary.fraud_rate:.1%}; {summary.anomalies} injected volume anomalies; "
+        f"documents in {summary.documents_dir}"
+    )

@@ -171,7 +171,10 @@ def tour_step(ctx: TourContext) -> None:
         client.post(f"/v1/deployments/{name}/canary", json={"version": v3, **canary, **errors_only}).raise_for_status()
         # The injected failures are the point here, and they are counted below: keep uvicorn's
         # traceback of each one out of the tour's output.
-        with _quiet("uvicorn.error", "aiw.alerts"), LoadGenerator(url, ds_key, rows, workers=6) as load:
+        with (
+            _quiet("uvicorn.error", "aiw.alerts", "aiw.mlops.serving.loader"),
+            LoadGenerator(url, ds_key, rows, workers=6) as load,
+        ):
             bad = _watch(base, name, ds_key, load)
             time.sleep(0.3)  # a moment of traffic after the rollback: all on the champion again
         seconds = time.perf_counter() - started

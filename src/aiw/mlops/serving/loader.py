@@ -46,6 +46,32 @@ __all__ = ["LoadedModel", "ModelResolver", "load_model_version", "verification_b
 
 DEFAULT_ALIAS = "champion"
 _log = logging.getLogger(__name__)
+_TRACEBACK_EVERY_S = 60.0
+_tracebacks: dict[tuple[str, int, str], tuple[float, int]] = {}
+_tracebacks_lock = threading.Lock()
+
+
+def _log_model_failure(model: LoadedModel, kind: str, rows: int, exc: BaseException) -> None:
+    """Log a model's failure: with its traceback at most once a minute per (model, version,
+    exception type), with how many failures were not logged since; a canary failing 10% of
+    requests must not flood the log."""
+    key, now = (model.name, model.version, kind), time.monotonic()
+    with _tracebacks_lock:
+        last, quiet = _tracebacks.get(key, (float("-inf"), 0))
+        loud = now - last >= _TRACEBACK_EVERY_S
+        _tracebacks[key] = (now, 0) if loud else (last, quiet + 1)
+    if loud:
+        _log.error(
+            "model %s version %s (%s) failed on %d rows%s",
+            model.name,
+            model.version,
+            model.runtime,
+            rows,
+            f" ({quiet} more failures of this kind since the last traceback)" if quiet else "",
+            exc_info=exc,
+        )
+    else:
+        _log.debug("model %s version %s failed again (%s)", model.name, model.version, kind)
 
 
 @dataclass
@@ -90,14 +116,7 @@ class LoadedModel:
             raise
         except Exception as exc:
             kind = type(exc).__name__
-            _log.error(
-                "model %s version %s (%s) failed on %d rows",
-                self.name,
-                self.version,
-                self.runtime,
-                batch.rows,
-                exc_info=exc,
-            )
+            _log_model_failure(self, kind, batch.rows, exc)
             raise ModelError(
                 f"Model {self.name!r} version {self.version} failed while scoring {batch.rows} "
                 f"row{'s' if batch.rows != 1 else ''}: {kind}",

@@ -107,3 +107,15 @@ def test_the_connection_is_read_only(notes_ws: Any) -> None:
             conn.execute("CREATE TABLE y(a INT)")
     finally:
         conn.close()
+
+
+def test_queries_of_the_embedding_model_run_on_one_duckdb_thread(notes_ws: Any) -> None:
+    """torch keeps every core busy; a DuckDB worker would leave the client thread spinning."""
+    embedding = run_query(notes_ws, "SELECT current_setting('threads') AS t, ai_similarity('a', 'a') AS s")
+    assert embedding.rows()[0][0] == 1 and embedding.rows()[0][1] > 0.99
+    plain = run_query(notes_ws, "SELECT current_setting('threads') AS t")
+    conn = notes_ws.connect_warehouse(ai_functions=False)
+    try:
+        assert plain.rows()[0][0] == conn.execute("SELECT current_setting('threads')").fetchone()[0]
+    finally:
+        conn.close()

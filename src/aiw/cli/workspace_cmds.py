@@ -66,6 +66,7 @@ def ui(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 ) -> None:
     """Open the web dashboard (Streamlit)."""
+    import os
     import subprocess
     import sys
 
@@ -88,6 +89,12 @@ def ui(
         "--client.toolbarMode",
         "minimal",
     ]
+    if os.name == "posix":
+        # Become Streamlit rather than wait on it: a supervisor's SIGTERM (systemd, a test) then
+        # reaches the server itself instead of leaving it orphaned behind a dead parent.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, cmd)
     raise typer.Exit(subprocess.call(cmd))
 
 

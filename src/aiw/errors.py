@@ -25,6 +25,8 @@ codes::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AiwError",
     "AuthError",
@@ -58,6 +60,10 @@ class AiwError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def fields(self) -> dict[str, Any]:
+        """Machine-readable facts about the error (added to the API's error body); none by default."""
+        return {}
 
 
 class ConfigError(AiwError):
@@ -113,6 +119,10 @@ class ModelError(AiwError):
         self.model = model
         self.version = version
         self.error_type = error_type
+
+    def fields(self) -> dict[str, Any]:
+        """The model, version and exception type (never the exception's text)."""
+        return {"model": self.model, "version": self.version, "error_type": self.error_type}
 
 
 class BackendError(AiwError):

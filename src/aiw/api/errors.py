@@ -69,12 +69,8 @@ async def _aiw_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AiwError)
     status, kind = _status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    extra = (
-        {"model": exc.model, "version": exc.version, "error_type": exc.error_type}
-        if isinstance(exc, ModelError)
-        else {}
-    )
-    return JSONResponse(error_body(status, kind, exc.message, exc.hint, **extra), status_code=status, headers=headers)
+    body = error_body(status, kind, exc.message, exc.hint, **exc.fields())
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

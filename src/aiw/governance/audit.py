@@ -170,8 +170,7 @@ class AuditLog:
     ) -> AuditRecord:
         # The UPDATE takes the row lock (PostgreSQL) / write lock (SQLite) before we read the head.
         conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
-        head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
-        seq, prev = int(head.seq), head.hash
+        seq, prev = _head(conn)
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
         details_json = _canonical(details)
         digest = record_hash(seq, ts, actor, action, resource, outcome, details_json, prev)
@@ -245,8 +244,8 @@ class AuditLog:
     def anchor(self) -> Anchor:
         """The current head, to keep outside the database (see the module's docstring)."""
         with self.db.engine.connect() as conn:
-            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
-        return Anchor(int(head.seq), str(head.hash), datetime.now(UTC).isoformat(timespec="seconds"))
+            seq, digest = _head(conn)
+        return Anchor(seq, digest, datetime.now(UTC).isoformat(timespec="seconds"))
 
     def verify(self, anchors: Sequence[Anchor] = ()) -> VerifyReport:
         """Walk the whole chain and report the first record that breaks it.
@@ -288,14 +287,14 @@ class AuditLog:
                 return VerifyReport(False, checked, row.seq, reason)
             expected_prev, expected_seq = row.hash, expected_seq + 1
         with self.db.engine.connect() as conn:
-            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+            head_seq, head_hash = _head(conn)
         last = expected_seq - 1
-        if int(head.seq) != last or head.hash != expected_prev:
+        if head_seq != last or head_hash != expected_prev:
             reason = (
-                f"the log ends at record {last} but its head says {head.seq}: "
+                f"the log ends at record {last} but its head says {head_seq}: "
                 "records were removed from the end, appended around the log, or the head was altered"
             )
-            return VerifyReport(False, checked, min(int(head.seq), last + 1), reason)
+            return VerifyReport(False, checked, min(head_seq, last + 1), reason)
         beyond = [a for a in anchors if a.seq > last]
         if beyond:
             first = min(beyond, key=lambda a: a.seq)
@@ -305,6 +304,12 @@ class AuditLog:
             )
             return VerifyReport(False, checked, last + 1, reason)
         return VerifyReport(True, checked)
+
+
+def _head(conn: sa.Connection) -> tuple[int, str]:
+    """(seq, hash) of the chain's head row."""
+    head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+    return int(head.seq), str(head.hash)
 
 
 def _iso(value: str, name: str) -> str:

@@ -51,6 +51,7 @@ __all__ = [
     "data_fingerprint",
     "default_pip_requirements",
     "log_model",
+    "read_held_out_rows",
     "trusted_types_of",
 ]
 
@@ -65,6 +66,17 @@ SAFE_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 _ARTIFACT = "model"
 _MAX_VERIFICATION_ROWS = 500
+
+
+def read_held_out_rows(folder: Path, manifest: Mapping[str, str]) -> tuple[list[str], list[list[Any]]] | None:
+    """(columns, rows) of the held-out rows logged with a model (``verification.json``), or None
+    when its manifest has none. ``folder`` must already have passed its checksum check."""
+    rel = next((p for p in manifest if p.endswith(VERIFICATION_FILE)), None)
+    if rel is None:
+        return None
+    doc = json.loads((folder / rel).read_text(encoding="utf-8"))
+    rows = doc.get("data") or []
+    return (list(doc.get("columns") or []), rows) if rows else None
 
 
 @dataclass(frozen=True)

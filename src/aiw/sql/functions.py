@@ -87,6 +87,9 @@ FUNCTION_NAMES = (
 )
 """The scalar functions bound into every warehouse connection."""
 
+EMBEDDING_FUNCTION_NAMES = ("ai_classify", "ai_embed", "ai_similarity")
+"""The functions that run the embedding model (which keeps every core busy on its own)."""
+
 _FATAL = (ConfigError, PolicyViolation)
 """Errors that are about the setup, not a row: they fail the query instead of nulling a row."""
 

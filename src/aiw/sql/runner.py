@@ -11,6 +11,7 @@ tell whether the result was cut).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -30,7 +31,6 @@ __all__ = ["QueryResult", "QueryTimeoutError", "check_read_only", "jsonable", "r
 
 _MAX_SQL_CHARS = 1_000_000
 _STREAMING_BUFFER = "64MB"
-_EMBEDDING_FUNCTIONS = re.compile(r"\bai_(embed|classify|similarity)\s*\(", re.IGNORECASE)
 _ALLOWED_TABLE_FUNCTIONS = frozenset(
     {
         "range",
@@ -252,6 +252,17 @@ def _open(workspace: Workspace) -> Any:
         return workspace.connect_warehouse(read_only=False)
 
 
+@functools.cache
+def _embedding_calls() -> re.Pattern[str]:
+    from aiw.sql.functions import EMBEDDING_FUNCTION_NAMES
+
+    return re.compile(rf"\b({'|'.join(EMBEDDING_FUNCTION_NAMES)})\s*\(", re.IGNORECASE)
+
+
+def _calls_embedding_model(sql: str) -> bool:
+    return _embedding_calls().search(sql) is not None
+
+
 def run_query(
     workspace: Workspace, sql: str, *, row_limit: int | None = None, timeout_s: float | None = None
 ) -> QueryResult:
@@ -288,7 +299,7 @@ def run_query(
     # buffer is full, and Python UDFs (the ai_* functions) ran about one chunk at a time; with
     # room for more they run side by side (benchmarks/bench_sql_sentiment.py).
     conn.execute(f"SET streaming_buffer_size = '{_STREAMING_BUFFER}'")
-    if _EMBEDDING_FUNCTIONS.search(sql):
+    if _calls_embedding_model(sql):
         # The embedding model already keeps every core busy (torch's threads); a DuckDB worker
         # thread running the UDF leaves this client thread spinning on the other core, so
         # the query runs on this thread alone (5% faster in an interleaved comparison, and the

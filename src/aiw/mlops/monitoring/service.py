@@ -237,7 +237,7 @@ class MonitoringService:
             import pandas as pd
 
             from aiw.mlops.registry import ModelRegistry
-            from aiw.mlops.tracking import VERIFICATION_FILE
+            from aiw.mlops.tracking import read_held_out_rows
         except ImportError:  # a build without the MLOps capability
             return None
         registry = ModelRegistry(self.workspace)
@@ -246,13 +246,10 @@ class MonitoringService:
             folder, mv = registry.verified_folder(model, number, actor=actor)
         except NotFoundError:
             return None
-        rel = next((p for p in mv.manifest if p.endswith(VERIFICATION_FILE)), None)
-        if rel is None:
+        held_out = read_held_out_rows(folder, mv.manifest)
+        if held_out is None:
             return None
-        doc = json.loads((folder / rel).read_text(encoding="utf-8"))
-        frame = pd.DataFrame(doc.get("data") or [], columns=list(doc.get("columns") or []))
-        if frame.empty:
-            return None
+        frame = pd.DataFrame(held_out[1], columns=held_out[0])
         return frame, f"model:{model}/{number}:held-out rows ({len(frame)})"
 
     # -- checks ----------------------------------------------------------------------------

@@ -16,7 +16,6 @@ and the rollout router built on top): ``resolve(name, "champion")`` or ``resolve
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -129,14 +128,12 @@ class LoadedModel:
 
 def verification_batch(folder: Path, manifest: dict[str, str], schema: InputSchema) -> ColumnBatch | None:
     """The held-out rows logged with the model (``verification.json``), as a batch, if present."""
-    rel = next((p for p in manifest if p.endswith("verification.json")), None)
-    if rel is None:
+    from aiw.mlops.tracking import read_held_out_rows
+
+    held_out = read_held_out_rows(folder, manifest)
+    if held_out is None or set(held_out[0]) != set(schema.names):
         return None
-    doc = json.loads((folder / rel).read_text())
-    names = list(doc.get("columns") or [])
-    rows = doc.get("data") or []
-    if not rows or set(names) != set(schema.names):
-        return None
+    names, rows = held_out
     cols = {n: [r[j] for r in rows] for j, n in enumerate(names)}
     try:
         return rows_to_batch(cols, schema)

@@ -19,14 +19,15 @@ those of :meth:`aiw.rag.documents.Chunk.fields`: ``doc_id``, ``source``, ``title
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from aiw.errors import InvalidInputError
+from aiw.errors import BackendError, InvalidInputError
 from aiw.rag.documents import Chunk
 
 __all__ = [
@@ -234,6 +235,30 @@ def facet(field_name: str, value: str) -> str:
 def chunk_facets(chunk: Chunk) -> list[str]:
     """Every ``field=value`` of ``chunk``: what backends without rich filters match on."""
     return sorted({facet(k, v) for k, values in chunk.fields().items() for v in values})
+
+
+def stored_fields(chunk: Chunk) -> dict[str, Any]:
+    """What a server backend (Chroma metadata, Qdrant payload) stores beside a vector: the whole
+    chunk as JSON, its facets for filtering, and the keys deletes and refreshes look up."""
+    return {
+        "record": json.dumps(chunk.to_record(), ensure_ascii=False),
+        "facets": chunk_facets(chunk),
+        "chunk_id": chunk.id,
+        "doc_id": chunk.doc_id,
+        "source": chunk.source,
+        "content_hash": chunk.content_hash,
+        "n_chunks": chunk.n_chunks,
+    }
+
+
+def chunk_from_stored(stored: Mapping[str, Any] | None, backend: str) -> Chunk:
+    """The chunk back from :func:`stored_fields` (refuses records aiw did not write)."""
+    if not stored or "record" not in stored:
+        raise BackendError(
+            f"A {backend} record lacks its chunk data; it was not written by aiw",
+            hint="ingest into a collection of its own",
+        )
+    return Chunk.from_record(json.loads(str(stored["record"])))
 
 
 def check_vectors(chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int | None) -> np.ndarray:

@@ -11,7 +11,6 @@ Metadata filters use a ``facets`` array per record (``field=value`` strings) and
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -30,9 +29,10 @@ from aiw.rag.index import (
     TextQuery,
     check_k,
     check_vectors,
-    chunk_facets,
+    chunk_from_stored,
     facet,
     normalise_filters,
+    stored_fields,
     validate_collection,
 )
 
@@ -136,7 +136,7 @@ class ChromaIndex:
                         ids=[c.id for c in part],
                         embeddings=arr[start : start + batch],
                         documents=[c.search_text for c in part],
-                        metadatas=[_metadata(c) for c in part],
+                        metadatas=[stored_fields(c) for c in part],
                     )
             except Exception as exc:
                 raise _backend(f"writing {len(chunks)} chunks to Chroma {collection!r}", exc) from exc
@@ -298,24 +298,8 @@ class ChromaIndex:
         self._client = None
 
 
-def _metadata(chunk: Chunk) -> dict[str, Any]:
-    return {
-        "record": json.dumps(chunk.to_record(), ensure_ascii=False),
-        "facets": chunk_facets(chunk),
-        "doc_id": chunk.doc_id,
-        "source": chunk.source,
-        "content_hash": chunk.content_hash,
-        "n_chunks": chunk.n_chunks,
-    }
-
-
 def _chunk(meta: Mapping[str, Any] | None) -> Chunk:
-    if not meta or "record" not in meta:
-        raise BackendError(
-            "A Chroma record lacks its chunk data; it was not written by aiw",
-            hint="ingest into a collection of its own",
-        )
-    return Chunk.from_record(json.loads(str(meta["record"])))
+    return chunk_from_stored(meta, "Chroma")
 
 
 def _is_not_found(exc: Exception) -> bool:

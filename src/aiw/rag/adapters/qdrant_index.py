@@ -8,7 +8,6 @@ over the collection's chunks, rebuilt only after a write.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,9 +26,10 @@ from aiw.rag.index import (
     TextQuery,
     check_k,
     check_vectors,
-    chunk_facets,
+    chunk_from_stored,
     facet,
     normalise_filters,
+    stored_fields,
     validate_collection,
 )
 
@@ -125,7 +125,7 @@ class QdrantIndex:
                         collection,
                         wait=True,
                         points=[
-                            models.PointStruct(id=point_id(c.id), vector=v.tolist(), payload=_payload(c))
+                            models.PointStruct(id=point_id(c.id), vector=v.tolist(), payload=stored_fields(c))
                             for c, v in zip(part, arr[start : start + 256], strict=True)
                         ],
                     )
@@ -287,24 +287,8 @@ class QdrantIndex:
                 self._client = None
 
 
-def _payload(chunk: Chunk) -> dict[str, Any]:
-    return {
-        "record": json.dumps(chunk.to_record(), ensure_ascii=False),
-        "facets": chunk_facets(chunk),
-        "chunk_id": chunk.id,
-        "doc_id": chunk.doc_id,
-        "source": chunk.source,
-        "content_hash": chunk.content_hash,
-        "n_chunks": chunk.n_chunks,
-    }
-
-
 def _chunk(payload: Mapping[str, Any] | None) -> Chunk:
-    if not payload or "record" not in payload:
-        raise BackendError(
-            "A Qdrant point lacks its chunk data; it was not written by aiw", hint="ingest into a collection of its own"
-        )
-    return Chunk.from_record(json.loads(str(payload["record"])))
+    return chunk_from_stored(payload, "Qdrant")
 
 
 def _backend(what: str, exc: Exception) -> BackendError:

@@ -6,10 +6,10 @@
 * MLflow with defaults: ``mlflow.sklearn.log_model(model, registered_model_name=...)`` (MLflow
   infers the requirements by loading the model in a subprocess);
 * MLflow with explicit requirements and a signature: the fastest MLflow path, and the limit;
-* MLflow with explicit requirements, a signature and an input example (like for like: an input
-  example makes MLflow reload the model to validate it, which ours pays too). MLflow 3.17 has no
-  documented way to skip that reload: ``Model.log`` reads an undocumented ``validate_serving_input``
-  keyword, but the sklearn flavor forwards it to ``save_model``, which refuses it (TypeError).
+* MLflow with explicit requirements, a signature and an input example: an input example makes
+  MLflow load the saved model a second time to predict on it (and only warn if that fails). Ours
+  logs an input example too but tries it on the in-memory model, parsed as ``aiw serve`` would
+  (``aiw.mlops.tracking._SklearnFlavor``), and refuses the model if it fails.
 
 The peer's signature is inferred once, outside its timing; ours infers its own inside (from the
 held-out rows it also predicts for ``verification.json``).

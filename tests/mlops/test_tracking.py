@@ -184,3 +184,36 @@ def test_bad_arguments_are_refused(mlops_ws: Any) -> None:
         log_model(mlops_ws, object(), "ok", pd.DataFrame())
     with pytest.raises(InvalidInputError, match="test_size"):
         train_claims_fraud(mlops_ws, test_size=1.5)
+
+
+class NeedsManyRows:
+    """A classifier that cannot predict on fewer than 10 rows: its 5-row input example fails."""
+
+    def fit(self, X: Any, y: Any = None) -> NeedsManyRows:
+        return self
+
+    def predict(self, X: Any) -> Any:
+        if len(X) < 10:
+            raise ValueError("needs at least 10 rows")
+        return (X["x"] > 0).astype(int).to_numpy()
+
+
+def test_a_model_that_cannot_serve_its_input_example_is_refused_before_upload(mlops_ws: Any) -> None:
+    """MLflow only warns when the input example fails; here logging stops, naming why."""
+    import mlflow
+    import pandas as pd
+
+    from aiw.mlops.tracking import Tracker
+
+    X = pd.DataFrame({"x": [float(i - 10) for i in range(20)]})
+    model = NeedsManyRows()
+    tracker = Tracker(mlops_ws)
+    with pytest.raises(InvalidInputError, match="input example could not be served: needs at least 10 rows"):
+        tracker.log_model(model, "needs-rows", X, trusted_types=[f"{__name__}.NeedsManyRows"])
+    exp = tracker._activate()
+    (run_id,) = mlflow.search_runs([exp], filter_string="tags.`aiw.model_name` = 'needs-rows'")["run_id"]
+    assert mlflow.get_run(run_id).info.status == "FAILED"
+    client = tracker.client()
+    entries = [m for m in client.search_logged_models([exp]) if m.source_run_id == run_id]
+    assert len(entries) == 1  # MLflow creates the entry first; no file of the model reached it
+    assert client.list_logged_model_artifacts(entries[0].model_id) == []

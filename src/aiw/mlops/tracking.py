@@ -320,10 +320,10 @@ class Tracker:
             BackendError: MLflow failed.
         """
         import mlflow
-        import mlflow.sklearn
         import pandas as pd
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param
+        from mlflow.models import Model
         from threadpoolctl import threadpool_limits
 
         _check_name(name)
@@ -377,9 +377,14 @@ class Tracker:
                         all_params = [Param(k, _param(v)) for k, v in (params or {}).items()]
                         for i in range(0, len(all_params), 100):  # before the model: it copies the run's params
                             client.log_batch(run_id, params=all_params[i : i + 100])
-                        info = mlflow.sklearn.log_model(
-                            model,
+                        # Model.log with mlflow.sklearn's own save_model, less MLflow's reload of
+                        # the saved model to try the input example (see _SklearnFlavor).
+                        info = Model.log(
+                            artifact_path=None,
                             name=_ARTIFACT,
+                            flavor=_SklearnFlavor(),
+                            sk_model=model,
+                            validate_serving_input=False,
                             signature=signature,
                             input_example=sample.head(5),
                             pip_requirements=list(pip_requirements or default_pip_requirements()),
@@ -418,6 +423,58 @@ class Tracker:
             trusted_types=tuple(types),
             seconds=time.perf_counter() - started,
             lineage={k: v for k, v in run_tags.items() if k.startswith("aiw.")},
+        )
+
+
+class _SklearnFlavor:
+    """``mlflow.sklearn`` as the flavor of ``Model.log``, trying the input example in memory.
+
+    ``mlflow.sklearn.save_model`` already dumps the model with skops and loads it back with the
+    trusted types, so the saved file is proven loadable. ``Model.log`` then loads it a second time
+    (about 60 ms for the fraud model) only to predict on the input example, and merely warns when
+    that fails; MLflow 3.17 offers no switch for this (``validate_serving_input=False`` reaches the
+    sklearn flavor's ``save_model``, which refuses it). This flavor drops that keyword and instead
+    parses the serving example MLflow wrote exactly as ``aiw serve`` will (against the signature the
+    registry will record) and predicts it with the in-memory model, and it refuses the model, before
+    any file is uploaded, when either step fails.
+    """
+
+    __name__ = "mlflow.sklearn"  # Model.log records the flavor by the module's name
+
+    def save_model(self, *, path: str, sk_model: Any, validate_serving_input: bool = False, **kwargs: Any) -> None:
+        import mlflow.sklearn
+
+        mlflow.sklearn.save_model(sk_model=sk_model, path=path, **kwargs)
+        _try_serving_example(Path(path), sk_model)
+
+
+def _try_serving_example(folder: Path, model: Any) -> None:
+    """Parse the model folder's serving input example as the server would, and predict on it.
+
+    Raises:
+        InvalidInputError: the folder cannot be governed (see the registry), or the server could
+            not parse the example or the model cannot predict on it.
+    """
+    from aiw.mlops.registry.versions import read_mlmodel
+    from aiw.mlops.serving.inputs import InputSchema, parse_payload
+    from aiw.mlops.serving.predictor import SklearnPredictor
+
+    example = folder / "serving_input_example.json"
+    if not example.is_file():
+        return
+    _, _, columns = read_mlmodel(folder / "MLmodel")
+    try:
+        batch = parse_payload(example.read_bytes(), InputSchema(columns), max_rows=_MAX_VERIFICATION_ROWS)
+        predicted = SklearnPredictor(model, InputSchema(columns)).predict(batch)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"The model's input example could not be served: {exc}",
+            hint="pass X_sample rows of the columns and types the model was fitted on",
+        ) from exc
+    if len(predicted.predictions) != batch.rows:
+        raise InvalidInputError(
+            f"The model returned {len(predicted.predictions)} predictions "
+            f"for the {batch.rows} rows of its input example."
         )
 
 

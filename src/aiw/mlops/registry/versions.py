@@ -296,7 +296,7 @@ class ModelRegistry:
         assert folder is not None
         try:
             manifest = manifest_of(folder)
-            flavor, trusted, signature = _read_mlmodel(folder / "MLmodel")
+            flavor, trusted, signature = read_mlmodel(folder / "MLmodel")
         except AiwError as exc:
             raise self.deny(principal, "models.register", resource, exc) from None
         if parent_version is None:
@@ -626,7 +626,7 @@ def _version_number(version: int | str) -> int:
     return number
 
 
-def _read_mlmodel(path: Path) -> tuple[str, list[str], tuple[ColumnSpec, ...]]:
+def read_mlmodel(path: Path) -> tuple[str, list[str], tuple[ColumnSpec, ...]]:
     """(flavor, skops trusted types, input columns) from an MLmodel file."""
     import yaml  # type: ignore[import-untyped,unused-ignore]
 

@@ -124,6 +124,15 @@ class ModelError(AiwError):
         """The model, version and exception type (never the exception's text)."""
         return {"model": self.model, "version": self.version, "error_type": self.error_type}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable (Ray sends a worker's errors back to the driver): Exception's own reduce
+        # would call ModelError(message) without the keyword-only facts.
+        return (_model_error, (self.message, self.model, self.version, self.error_type, self.hint))
+
+
+def _model_error(message: str, model: str, version: int, error_type: str, hint: str | None) -> ModelError:
+    return ModelError(message, model=model, version=version, error_type=error_type, hint=hint)
+
 
 class BackendError(AiwError):
     """A backend (database, index, model server, broker) failed."""

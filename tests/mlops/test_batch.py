@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from mlops_helpers import People
 
-from aiw.errors import InvalidInputError, NotFoundError, PolicyViolation
+from aiw.errors import InvalidInputError, ModelError, NotFoundError, PolicyViolation
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,39 @@ def features_table(mlops_ws: Any) -> str:
     finally:
         conn.close()
     return "batch_input"
+
+
+@pytest.fixture(scope="module")
+def faulty(mlops_ws: Any, features_table: str, people: People) -> str:
+    """A registered version that raises on about 10% of the claims."""
+    from aiw.mlops.registry import ModelRegistry
+    from aiw.mlops.rollout.faults import log_faulty_model
+    from aiw.mlops.training import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, build_fraud_pipeline
+
+    frame = _fetch(mlops_ws, f"SELECT * FROM {features_table} LIMIT 600")
+    columns = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+    pipeline = build_fraud_pipeline().fit(frame[columns], frame[LABEL])
+    logged = log_faulty_model(mlops_ws, pipeline, frame[columns], frame[LABEL], name="batch-faulty")
+    ModelRegistry(mlops_ws).register(logged, "batch-faulty", people.ds)
+    return "batch-faulty"
+
+
+def _fails_typed_and_changes_nothing(ws: Any, faulty: str, table: str, people: People, engine: Any) -> None:
+    """Scoring with ``faulty`` raises a ModelError naming it, and the output table keeps its rows."""
+    from aiw.mlops.serving.batch import score_table
+
+    conn = ws.connect_warehouse(ai_functions=False)
+    try:
+        conn.execute("CREATE OR REPLACE TABLE batch_faulty_out AS SELECT 42 AS kept")
+    finally:
+        conn.close()
+    with pytest.raises(ModelError, match=r"'batch-faulty' version 1 failed .* RuntimeError; the output") as info:
+        score_table(ws, faulty, table, "batch_faulty_out", people.ds, ref=1, engine=engine, chunk_rows=500)
+    assert info.value.fields() == {"model": "batch-faulty", "version": 1, "error_type": "RuntimeError"}
+    assert "injected failure" not in str(info.value)  # the model's own text may carry data
+    assert _fetch(ws, "SELECT * FROM batch_faulty_out")["kept"].tolist() == [42]
+    record = ws.audit.records(action="models.score", resource="model:batch-faulty/1")[0]
+    assert record.outcome == "failure" and record.details["error_type"] == "RuntimeError"
 
 
 def _fetch(ws: Any, sql: str) -> Any:
@@ -85,9 +118,18 @@ def test_batch_refusals(mlops_ws: Any, champion: str, features_table: str, peopl
         score_table(mlops_ws, champion, features_table, "x_scored", people.viewer)
 
 
+@pytest.mark.unit
+def test_a_model_that_raises_fails_the_job_typed_and_audited(
+    mlops_ws: Any, faulty: str, features_table: str, people: People
+) -> None:
+    _fails_typed_and_changes_nothing(mlops_ws, faulty, features_table, people, "local")
+
+
 @pytest.mark.integration
 @pytest.mark.slow
-def test_ray_engine_gives_identical_results(mlops_ws: Any, champion: str, features_table: str, people: People) -> None:
+def test_ray_engine_gives_identical_results(
+    mlops_ws: Any, champion: str, faulty: str, features_table: str, people: People
+) -> None:
     import ray
 
     from aiw.mlops.serving.batch import RayEngine, score_table
@@ -98,6 +140,7 @@ def test_ray_engine_gives_identical_results(mlops_ws: Any, champion: str, featur
             mlops_ws, champion, features_table, "batch_local", people.ds, engine="local", chunk_rows=600
         )
         remote = score_table(mlops_ws, champion, features_table, "batch_ray", people.ds, engine=engine, chunk_rows=600)
+        _fails_typed_and_changes_nothing(mlops_ws, faulty, features_table, people, engine)  # typed across Ray too
     finally:
         engine.close()
         if ray.is_initialized():

@@ -13,6 +13,7 @@ against the registered checksums before loading them, on whichever machine it ru
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from aiw.errors import BackendError, ConfigError, IntegrityError, InvalidInputError
+from aiw.errors import AiwError, BackendError, ConfigError, IntegrityError, InvalidInputError, ModelError
 from aiw.mlops.registry.checksums import check_manifest
 from aiw.mlops.registry.versions import ColumnSpec
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchEngine", "ChunkScorer", "LocalEngine", "RayEngine", "ScoreResult", "ScorerSpec", "score_table"]
 
+_log = logging.getLogger(__name__)
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 _OUTPUT_COLUMNS = ("prediction", "score", "model_version")
 
@@ -112,7 +114,25 @@ class ChunkScorer:
                 cols[spec.name] = pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
             else:
                 cols[spec.name] = column.to_numpy(zero_copy_only=False)
-        prediction = self.predictor.predict(ColumnBatch(cols, chunk.num_rows))
+        try:
+            prediction = self.predictor.predict(ColumnBatch(cols, chunk.num_rows))
+        except Exception as exc:
+            kind = type(exc).__name__
+            _log.error(
+                "model %s version %s failed on a chunk of %d rows",
+                self.spec.name,
+                self.spec.version,
+                chunk.num_rows,
+                exc_info=exc,
+            )
+            raise ModelError(
+                f"Model {self.spec.name!r} version {self.spec.version} failed while scoring a chunk of "
+                f"{chunk.num_rows} rows: {kind}; the output table was not changed",
+                model=self.spec.name,
+                version=self.spec.version,
+                error_type=kind,
+                hint="the rows have the model's input columns; the log has the traceback",
+            ) from exc
         out = chunk.append_column("prediction", pa.array(prediction.predictions))
         if prediction.probabilities is not None:
             if prediction.score is not None:
@@ -247,10 +267,9 @@ def _get(ray: Any, ref: Any) -> Any:
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
-        cause = exc.as_instanceof_cause()
-        if isinstance(cause, IntegrityError | InvalidInputError):
-            raise cause from None
-        raise BackendError(f"A Ray scoring task failed: {cause}") from exc
+        if isinstance(exc.cause, AiwError):  # the worker's own typed error, as raised there
+            raise exc.cause from None
+        raise BackendError(f"A Ray scoring task failed: {exc.as_instanceof_cause()}") from exc
     except ray.exceptions.RayActorError as exc:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, IntegrityError):
@@ -355,6 +374,8 @@ def score_table(
     # writing to DuckDB while a streaming read of the same database is open can stall it.
     staging = Path(tempfile.mkdtemp(prefix=f".score-{out}-", dir=workspace.path("cache")))
     done = n_chunks = 0
+    reader_conn: duckdb.DuckDBPyConnection | None = None
+    reader: pa.RecordBatchReader | None = None
     try:
         try:
             available = {c[0] for c in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
@@ -386,7 +407,9 @@ def score_table(
             n_chunks += 1
             if progress:
                 progress(done, total)
+        reader.close()
         reader_conn.close()
+        reader = reader_conn = None
         conn.execute("BEGIN TRANSACTION")
         conn.execute(f"DROP TABLE IF EXISTS {out}")
         if n_chunks:
@@ -401,8 +424,18 @@ def score_table(
     except duckdb.Error as exc:
         with contextlib.suppress(duckdb.Error):
             conn.execute("ROLLBACK")
+        _audit_failure(workspace, principal, name, mv.version, table, out, exc)
         raise BackendError(f"Batch scoring of {table!r} failed in the warehouse: {exc}") from exc
+    except AiwError as exc:
+        _audit_failure(workspace, principal, name, mv.version, table, out, exc)
+        raise
     finally:
+        # A job stopped mid-read: an open Arrow reader over DuckDB (which the traceback keeps alive)
+        # makes the next connection to this warehouse in this process wait forever.
+        if reader is not None:
+            reader.close()
+        if reader_conn is not None:
+            reader_conn.close()
         conn.close()
         shutil.rmtree(staging, ignore_errors=True)
         if owned:
@@ -415,3 +448,15 @@ def score_table(
         details={"table": table, "out": out, "rows": done, "engine": runner.name, "seconds": round(result.seconds, 3)},
     )
     return result
+
+
+def _audit_failure(
+    workspace: Workspace, principal: Principal, name: str, version: int, table: str, out: str, exc: Exception
+) -> None:
+    """Audit a scoring job that failed (and left ``out`` as it was)."""
+    details: dict[str, Any] = {"table": table, "out": out, "error": type(exc).__name__}
+    if isinstance(exc, AiwError):
+        details.update(exc.fields())
+    workspace.audit.append(
+        principal.name, "models.score", f"model:{name}/{version}", outcome="failure", details=details
+    )

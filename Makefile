@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 browser:
-	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-debian-tool.sh chromium chromium "the dashboard test"
 
 demo: setup
 	$(BIN)/aiw demo
@@ -31,6 +31,7 @@ test: setup browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: setup
+	@bash scripts/ensure-debian-tool.sh wrk wrk "the serving benchmark's load generator"
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/run_all.py
 

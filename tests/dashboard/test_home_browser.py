@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 def test_home_page_shows_workspace_backends_and_audit(workspace) -> None:  # type: ignore[no-untyped-def]
     chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is required: run scripts/ensure-chromium.sh (make test does)"
+    assert chromium, "Debian's chromium is required: run 'make browser' (make test does)"
     workspace.keys.create("browser-test-key", "viewer", actor="dashboard-test")
     port = _free_port()
     env = {**os.environ, "AIW_HOME": str(workspace.root)}

@@ -124,6 +124,27 @@ def test_sklearn_runtime_when_asked(mlops_home: Path, champion: str) -> None:
         assert loaded.runtime == "sklearn" and loaded.predictor is loaded.reference
 
 
+def test_a_model_load_freezes_the_heap_unless_turned_off(mlops_home: Path, mlops_ws: Any, champion: str) -> None:
+    """Full collections of a serving process's heap paused requests for 100-300 ms (p99 96 ms)."""
+    import gc
+
+    from aiw.mlops.serving import ModelResolver
+
+    gc.unfreeze()
+    try:
+        with ModelResolver(make_workspace(mlops_home, serving={"gc_freeze": False})) as resolver:
+            resolver.resolve(champion)
+        assert gc.get_freeze_count() == 0
+        with ModelResolver(mlops_ws) as resolver:  # on by default
+            resolver.resolve(champion)
+            frozen = gc.get_freeze_count()
+            resolver.resolve(champion)  # cached: no second collection or freeze
+            assert gc.get_freeze_count() == frozen
+        assert frozen > 100_000  # this process's whole heap (pytest, sklearn, MLflow ...)
+    finally:
+        gc.unfreeze()
+
+
 def _predict(client: Any, key: str, path: str, body: Any) -> Any:
     return client.post(path, headers=auth(key), content=json.dumps(body))
 

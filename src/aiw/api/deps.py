@@ -16,6 +16,7 @@ from fastapi import Depends, Path, Request
 
 from aiw.errors import PolicyViolation
 from aiw.governance.identity import Principal
+from aiw.mlops.registry.versions import MAX_ID
 from aiw.settings import Settings
 from aiw.workspace import Workspace
 
@@ -137,8 +138,8 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
-MAX_MODEL_VERSION = 2**31 - 1
-"""The largest model version number (MLflow's registry stores them as 32-bit integers)."""
+MAX_MODEL_VERSION = MAX_ID
+"""The largest model version number (the registry's, which stores them as 32-bit integers)."""
 
 DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A positive database id.")]
 """A path id that fits a 64-bit database integer (larger ids get a 422, never a 500)."""

@@ -121,29 +121,14 @@ def main() -> None:
     from aiw.rag.adapters.memory_index import InMemoryIndex
     from aiw.rag.adapters.qdrant_index import QdrantIndex
     from aiw.rag.chunking import Chunker
-    from aiw.rag.evaluation import corpus_documents, load_beir
+    from aiw.rag.evaluation import RETRIEVAL_SETTINGS, corpus_documents, load_beir
     from aiw.rag.ingest import chunk_window, ingest_documents
     from aiw.rag.retrieval import Retriever
     from aiw.settings import RagSettings
 
     out: dict[str, Any] = {
         "dataset": "cranfield",
-        "settings": RagSettings().model_dump(
-            include={
-                "chunk_tokens",
-                "chunk_overlap",
-                "rrf_k",
-                "bm25_weight",
-                "vector_weight",
-                "candidates",
-                "feedback",
-                "feedback_docs",
-                "feedback_terms",
-                "feedback_query_weight",
-                "vector_feedback_docs",
-                "vector_feedback_weight",
-            }
-        ),
+        "settings": RagSettings().model_dump(include=set(RETRIEVAL_SETTINGS)),
     }
     data = load_beir(CRANFIELD)
     qids = [q for q in data.queries if q in data.qrels and any(r > 0 for r in data.qrels[q].values())]

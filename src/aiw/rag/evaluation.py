@@ -37,7 +37,34 @@ if TYPE_CHECKING:
     from aiw.providers.embeddings import Embedder
     from aiw.rag.chunking import Chunker
 
-__all__ = ["BeirDataset", "EvalReport", "ModeResult", "evaluate", "load_beir", "mrr_at_k", "ndcg_at_k", "recall_at_k"]
+__all__ = [
+    "RETRIEVAL_SETTINGS",
+    "BeirDataset",
+    "EvalReport",
+    "ModeResult",
+    "evaluate",
+    "load_beir",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "recall_at_k",
+]
+
+RETRIEVAL_SETTINGS = (
+    "top_k",
+    "rrf_k",
+    "bm25_weight",
+    "vector_weight",
+    "candidates",
+    "feedback",
+    "feedback_docs",
+    "feedback_terms",
+    "feedback_query_weight",
+    "vector_feedback_docs",
+    "vector_feedback_weight",
+    "chunk_tokens",
+    "chunk_overlap",
+)
+"""The RAG settings an evaluation report records (what its figures depend on)."""
 
 
 @dataclass
@@ -261,23 +288,7 @@ def evaluate(
         dataset=dataset.name,
         documents=len(docs),
         ingest=report.as_dict(),
-        settings=settings.model_dump(
-            include={
-                "top_k",
-                "rrf_k",
-                "bm25_weight",
-                "vector_weight",
-                "candidates",
-                "feedback",
-                "feedback_docs",
-                "feedback_terms",
-                "feedback_query_weight",
-                "vector_feedback_docs",
-                "vector_feedback_weight",
-                "chunk_tokens",
-                "chunk_overlap",
-            }
-        ),
+        settings=settings.model_dump(include=set(RETRIEVAL_SETTINGS)),
     )
     depth = max(settings.candidates, 100)
     for mode in modes:

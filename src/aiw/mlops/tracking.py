@@ -462,10 +462,10 @@ def _try_serving_example(folder: Path, model: Any) -> None:
     example = folder / "serving_input_example.json"
     if not example.is_file():
         return
-    _, _, columns = read_mlmodel(folder / "MLmodel")
+    schema = InputSchema(read_mlmodel(folder / "MLmodel")[2])
     try:
-        batch = parse_payload(example.read_bytes(), InputSchema(columns), max_rows=_MAX_VERIFICATION_ROWS)
-        predicted = SklearnPredictor(model, InputSchema(columns)).predict(batch)
+        batch = parse_payload(example.read_bytes(), schema, max_rows=_MAX_VERIFICATION_ROWS)
+        predicted = SklearnPredictor(model, schema).predict(batch)
     except Exception as exc:
         raise InvalidInputError(
             f"The model's input example could not be served: {exc}",

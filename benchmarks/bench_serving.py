@@ -29,26 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
 
-ROW = {
-    "amount": 1200.5,
-    "days_to_report": 3,
-    "prior_claims": 0,
-    "annual_premium": 800.0,
-    "deductible": 500.0,
-    "coverage_limit": 50000.0,
-    "amount_to_premium": 1.5,
-    "amount_to_coverage": 0.024,
-    "policy_age_days": 400,
-    "credit_score": 700,
-    "customer_age": 40,
-    "customer_tenure_days": 1000,
-    "line_of_business": "auto",
-    "claim_type": "collision",
-    "region": "north",
-    "channel": "web",
-    "segment": "retail",
-}
-BODY = json.dumps({"dataframe_records": [ROW]})
+from aiw.testing.fraud import FRAUD_ROW
+
+BODY = json.dumps({"dataframe_records": [FRAUD_ROW]})
 VENV_BIN = Path(sys.executable).parent
 
 

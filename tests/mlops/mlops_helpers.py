@@ -7,27 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiw.testing.fraud import FRAUD_ROW
+
 __all__ = ["DEFAULT_POLICY", "SAMPLE_ROW", "People", "auth", "make_workspace", "promote", "register"]
 
-SAMPLE_ROW: dict[str, Any] = {
-    "amount": 1200.5,
-    "days_to_report": 3,
-    "prior_claims": 0,
-    "annual_premium": 800.0,
-    "deductible": 500.0,
-    "coverage_limit": 50000.0,
-    "amount_to_premium": 1.5,
-    "amount_to_coverage": 0.024,
-    "policy_age_days": 400,
-    "credit_score": 700,
-    "customer_age": 40,
-    "customer_tenure_days": 1000,
-    "line_of_business": "auto",
-    "claim_type": "collision",
-    "region": "north",
-    "channel": "web",
-    "segment": "retail",
-}
+SAMPLE_ROW: dict[str, Any] = FRAUD_ROW
 """One valid input row of the fraud model."""
 
 DEFAULT_POLICY: dict[str, Any] = {"*": {"approvals": 1, "gates": {"auc": ">=0.55"}}}

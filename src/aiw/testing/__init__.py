@@ -7,6 +7,7 @@ store), never a mock: tests stay honest about wire formats, concurrency and fail
   protocol, scriptable to fail, stall or stream (``serve_openai``).
 - :mod:`aiw.testing.index_contract`: the contract every vector index adapter passes.
 - :mod:`aiw.testing.vader_sentences`: generated sentences that exercise every VADER rule.
+- :mod:`aiw.testing.fraud`: one valid input row of the sample claims-fraud model.
 """
 
 __all__: list[str] = []

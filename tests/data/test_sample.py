@@ -17,6 +17,7 @@ import pytest
 from aiw.data import sample
 from aiw.data.sample import TABLES, SampleSummary, generate
 from aiw.errors import InvalidInputError
+from aiw.rag.loaders import parse_front_matter
 
 pytestmark = pytest.mark.unit
 
@@ -306,7 +307,7 @@ def test_documents_are_packaged_copied_and_indexed(generated) -> None:  # type: 
         file = ws.documents_dir / path
         data = file.read_bytes()
         assert hashlib.sha256(data).hexdigest() == digest and data.decode() == content
-        assert sample._front_matter(content, path)[1].startswith(f"# {title}\n") and "\n## " in content, doc_id
+        assert parse_front_matter(content)[1].startswith(f"# {title}\n") and "\n## " in content, doc_id
         assert 300 <= len(content.split()) <= 1200, (doc_id, len(content.split()))
         assert re.search(r"\d", content), doc_id  # concrete numbers: limits, days, deadlines
         assert tags == ("internal" if doc_id in sample.INTERNAL_DOCUMENTS else "public")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aiw.data.sample import INTERNAL_DOCUMENTS
 from aiw.errors import InvalidInputError
 from aiw.rag.adapters.memory_index import InMemoryIndex
 from aiw.rag.ingest import ingest
@@ -17,7 +18,7 @@ from aiw.settings import RagSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "src" / "aiw" / "data" / "documents"
-INTERNAL = {"general-fraud-policy.md", "general-underwriting-guidelines.md", "general-claims-handling-standards.md"}
+INTERNAL = {f"{doc_id}.md" for doc_id in INTERNAL_DOCUMENTS}
 
 
 @pytest.mark.unit

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -539,6 +539,8 @@ def sample_documents() -> list[SampleDocument]:
     File names follow ``<line>-<doc type>.md`` where the line is one of
     :data:`LINES_OF_BUSINESS` or ``general``; the first line of each file is ``# Title``.
     """
+    from aiw.rag.loaders import parse_front_matter  # the one front-matter reader; the RAG loader's
+
     folder = resources.files("aiw.data") / "documents"
     docs = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
@@ -547,14 +549,17 @@ def sample_documents() -> list[SampleDocument]:
         content = entry.read_bytes().decode("utf-8")
         stem = entry.name[:-3]
         line, _, kind = stem.partition("-")
-        front, body = _front_matter(content, entry.name)
+        try:
+            front, body = parse_front_matter(content)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"The packaged document {entry.name}: {exc}") from exc
         first = body.split("\n", 1)[0]
         if line not in (*LINES_OF_BUSINESS, "general") or not kind or not first.startswith("# "):
             raise InvalidInputError(
                 f"The packaged document {entry.name} breaks the naming rules "
                 f"('<line>-<type>.md' starting with '# Title' after any front matter)."
             )
-        access = front.get("access", "public")
+        access = front.get("access") or "public"
         docs.append(
             SampleDocument(
                 stem,
@@ -563,25 +568,10 @@ def sample_documents() -> list[SampleDocument]:
                 kind.replace("-", "_"),
                 entry.name,
                 content,
-                ", ".join(access) if isinstance(access, list) else str(access),
+                access,
             )
         )
     return docs
-
-
-def _front_matter(content: str, name: str) -> tuple[dict[str, Any], str]:
-    """A packaged document's YAML front matter (``---`` block at the top; the RAG loader reads it too)."""
-    if not content.startswith("---\n"):
-        return {}, content
-    head, found, body = content[4:].partition("\n---\n")
-    import yaml  # type: ignore[import-untyped,unused-ignore]
-
-    front = yaml.safe_load(head) if found else None
-    if not isinstance(front, dict):
-        raise InvalidInputError(
-            f"The packaged document {name} has front matter that is not a closed block of 'key: value' lines."
-        )
-    return front, body
 
 
 def _write_documents(target: Path, docs: list[SampleDocument]) -> None:

@@ -21,7 +21,6 @@ from aiw.settings import Settings
 from aiw.workspace import Workspace
 
 __all__ = [
-    "MAX_MODEL_VERSION",
     "PUBLIC",
     "CurrentPrincipal",
     "DbId",
@@ -138,12 +137,9 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
-MAX_MODEL_VERSION = MAX_ID
-"""The largest model version number (the registry's, which stores them as 32-bit integers)."""
-
 DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A positive database id.")]
 """A path id that fits a 64-bit database integer (larger ids get a 422, never a 500)."""
-ModelVersionId = Annotated[int, Path(ge=1, le=MAX_MODEL_VERSION, description="A model version number.")]
+ModelVersionId = Annotated[int, Path(ge=1, le=MAX_ID, description="A model version number.")]
 """A model version in a path: a :data:`DbId` within MLflow's 32-bit version numbers."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]

@@ -115,7 +115,8 @@ class VectorIndex(Protocol):
       :meth:`delete_chunks` removes chunks by id. Unknown ids are ignored. Both return how many
       chunks were removed.
     * :meth:`search_vector` returns at most ``k`` hits by cosine similarity, best first, with
-      ``score`` the cosine in [-1, 1]; :meth:`search_text` returns at most ``k`` hits by BM25, best
+      ``score`` the cosine in [-1, 1] and ``vector`` the stored vector (feedback needs it);
+      :meth:`search_text` returns at most ``k`` hits by BM25, best
       first, only chunks sharing at least one term with the query; the text is analysed by
       :func:`aiw.rag.bm25.analyze` (so every adapter matches the same terms), and a mapping of
       analysed terms to weights scores ``sum(weight * BM25 of term)``. Both apply ``filters`` (see the

@@ -98,7 +98,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, root: Path | None = Non
 
 
 # -- front matter and sidecars -----------------------------------------------------------------
-_FRONT_MATTER_MAX_LINES = 500  # a longer block is a file that opens with a rule, not front matter
+_FRONT_MATTER_MAX_LINES = 500  # a '---' block must close within this many lines
 
 
 def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -127,7 +127,7 @@ def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
     if end is None:
         raise InvalidInputError(
             "the front matter opened by '---' on line 1 is not closed: end it with a "
-            "'---' line (within the first 500 lines), or remove the opening '---'"
+            f"'---' line (within the first {_FRONT_MATTER_MAX_LINES} lines), or remove the opening '---'"
         )
     try:
         data = yaml.safe_load("\n".join(lines[1:end]))

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from aiw.api.deps import MAX_MODEL_VERSION, CurrentPrincipal, DbId, ModelVersionId, WorkspaceDep, requires
+from aiw.api.deps import CurrentPrincipal, DbId, ModelVersionId, WorkspaceDep, requires
 from aiw.api.errors import error_body
+from aiw.mlops.registry.versions import MAX_ID
 
 __all__ = ["router"]
 
@@ -316,7 +317,7 @@ def export(
 def traffic(
     name: str,
     request: Request,
-    version: int | None = Query(None, ge=1, le=MAX_MODEL_VERSION),
+    version: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = Query(100, ge=1, le=10_000),
 ) -> list[dict[str, Any]]:
     """The newest served predictions of a model, newest first (features, prediction, score, label,

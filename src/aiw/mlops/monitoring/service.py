@@ -233,13 +233,11 @@ class MonitoringService:
         """The held-out rows logged with the model (``verification.json``, up to 500 rows of its
         training distribution) of ``version`` or the champion, after checking the file's SHA-256
         against the registry; None when there are none."""
-        try:
-            import pandas as pd
+        import pandas as pd
 
-            from aiw.mlops.registry import ModelRegistry
-            from aiw.mlops.tracking import read_held_out_rows
-        except ImportError:  # a build without the MLOps capability
-            return None
+        from aiw.mlops.registry import ModelRegistry
+        from aiw.mlops.tracking import read_held_out_rows
+
         registry = ModelRegistry(self.workspace)
         try:
             number = registry.resolve(model, version)

@@ -270,20 +270,18 @@ def test_a_model_that_raises_is_a_typed_error_and_the_connection_stays_open(env:
 
 def test_a_failing_model_logs_its_traceback_at_most_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
     import logging
-    from types import SimpleNamespace
 
     from aiw.mlops.serving import loader
 
-    model = SimpleNamespace(name="noisy", version=7, runtime="sklearn")
     loader._tracebacks.pop(("noisy", 7, "RuntimeError"), None)
     with caplog.at_level(logging.DEBUG, logger="aiw.mlops.serving.loader"):
         for _ in range(3):
-            loader._log_model_failure(model, "RuntimeError", 1, RuntimeError("boom"))  # type: ignore[arg-type]
+            loader.model_failure("noisy", 7, "sklearn", 1, RuntimeError("boom"))
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert len(errors) == 1 and errors[0].exc_info is not None
         last, quiet = loader._tracebacks[("noisy", 7, "RuntimeError")]
         assert quiet == 2
         loader._tracebacks[("noisy", 7, "RuntimeError")] = (last - loader._TRACEBACK_EVERY_S, quiet)  # a minute on
-        loader._log_model_failure(model, "RuntimeError", 1, RuntimeError("boom"))  # type: ignore[arg-type]
+        loader.model_failure("noisy", 7, "sklearn", 1, RuntimeError("boom"))
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 2 and "2 more failures of this kind since the last traceback" in errors[1].getMessage()

@@ -13,7 +13,6 @@ against the registered checksums before loading them, on whichever machine it ru
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from aiw.errors import AiwError, BackendError, ConfigError, IntegrityError, InvalidInputError, ModelError
+from aiw.errors import AiwError, BackendError, ConfigError, IntegrityError, InvalidInputError
 from aiw.mlops.registry.checksums import check_manifest
 from aiw.mlops.registry.versions import ColumnSpec
 
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchEngine", "ChunkScorer", "LocalEngine", "RayEngine", "ScoreResult", "ScorerSpec", "score_table"]
 
-_log = logging.getLogger(__name__)
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 _OUTPUT_COLUMNS = ("prediction", "score", "model_version")
 
@@ -116,23 +114,13 @@ class ChunkScorer:
                 cols[spec.name] = column.to_numpy(zero_copy_only=False)
         try:
             prediction = self.predictor.predict(ColumnBatch(cols, chunk.num_rows))
+        except AiwError:
+            raise
         except Exception as exc:
-            kind = type(exc).__name__
-            _log.error(
-                "model %s version %s failed on a chunk of %d rows",
-                self.spec.name,
-                self.spec.version,
-                chunk.num_rows,
-                exc_info=exc,
-            )
-            raise ModelError(
-                f"Model {self.spec.name!r} version {self.spec.version} failed while scoring a chunk of "
-                f"{chunk.num_rows} rows: {kind}; the output table was not changed",
-                model=self.spec.name,
-                version=self.spec.version,
-                error_type=kind,
-                hint="the rows have the model's input columns; the log has the traceback",
-            ) from exc
+            from aiw.mlops.serving.loader import model_failure
+
+            note = "; the output table was not changed"
+            raise model_failure(self.spec.name, self.spec.version, "sklearn", chunk.num_rows, exc, note=note) from exc
         out = chunk.append_column("prediction", pa.array(prediction.predictions))
         if prediction.probabilities is not None:
             if prediction.score is not None:

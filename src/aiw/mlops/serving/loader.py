@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from aiw.settings import ServingSettings
     from aiw.workspace import Workspace
 
-__all__ = ["LoadedModel", "ModelResolver", "freeze_heap", "load_model_version", "verification_batch"]
+__all__ = ["LoadedModel", "ModelResolver", "freeze_heap", "load_model_version", "model_failure", "verification_batch"]
 
 DEFAULT_ALIAS = "champion"
 _log = logging.getLogger(__name__)
@@ -50,11 +50,18 @@ _tracebacks: dict[tuple[str, int, str], tuple[float, int]] = {}
 _tracebacks_lock = threading.Lock()
 
 
-def _log_model_failure(model: LoadedModel, kind: str, rows: int, exc: BaseException) -> None:
-    """Log a model's failure: with its traceback at most once a minute per (model, version,
-    exception type), with how many failures were not logged since; a canary failing 10% of
-    requests must not flood the log."""
-    key, now = (model.name, model.version, kind), time.monotonic()
+def model_failure(
+    name: str, version: int, runtime: str, rows: int, exc: BaseException, *, note: str = ""
+) -> ModelError:
+    """Log a model's failure on ``rows`` rows and return the :class:`ModelError` to raise for it.
+
+    The error names the model, the version and the exception's type, never its text (which may
+    carry data). The log has the traceback at most once a minute per (model, version, exception
+    type), with how many failures were not logged since: a canary failing 10% of requests must
+    not flood the log. ``note`` is appended to the message (what became of the caller's work).
+    """
+    kind = type(exc).__name__
+    key, now = (name, version, kind), time.monotonic()
     with _tracebacks_lock:
         last, quiet = _tracebacks.get(key, (float("-inf"), 0))
         loud = now - last >= _TRACEBACK_EVERY_S
@@ -62,15 +69,22 @@ def _log_model_failure(model: LoadedModel, kind: str, rows: int, exc: BaseExcept
     if loud:
         _log.error(
             "model %s version %s (%s) failed on %d rows%s",
-            model.name,
-            model.version,
-            model.runtime,
+            name,
+            version,
+            runtime,
             rows,
             f" ({quiet} more failures of this kind since the last traceback)" if quiet else "",
             exc_info=exc,
         )
     else:
-        _log.debug("model %s version %s failed again (%s)", model.name, model.version, kind)
+        _log.debug("model %s version %s failed again (%s)", name, version, kind)
+    return ModelError(
+        f"Model {name!r} version {version} failed while scoring {rows} row{'s' if rows != 1 else ''}: {kind}{note}",
+        model=name,
+        version=version,
+        error_type=kind,
+        hint="the input passed the model's signature checks; the log has the traceback",
+    )
 
 
 def freeze_heap() -> None:
@@ -131,16 +145,7 @@ class LoadedModel:
         except AiwError:
             raise
         except Exception as exc:
-            kind = type(exc).__name__
-            _log_model_failure(self, kind, batch.rows, exc)
-            raise ModelError(
-                f"Model {self.name!r} version {self.version} failed while scoring {batch.rows} "
-                f"row{'s' if batch.rows != 1 else ''}: {kind}",
-                model=self.name,
-                version=self.version,
-                error_type=kind,
-                hint="the input passed the model's signature checks; the server log has the traceback",
-            ) from exc
+            raise model_failure(self.name, self.version, self.runtime, batch.rows, exc) from exc
 
 
 def verification_batch(folder: Path, manifest: dict[str, str], schema: InputSchema) -> ColumnBatch | None:

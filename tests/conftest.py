@@ -89,3 +89,36 @@ def embedder():  # type: ignore[no-untyped-def]
     from aiw.providers.embeddings import SentenceEmbedder
 
     return SentenceEmbedder()
+
+
+@pytest.fixture
+def sentiment_pool_parts(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """``start(workers) -> parts``: start this process's real sentiment process pool, wait until it
+    is up (bounded, not a timing check; fails when it does not start), and count the parts of
+    work sent to it from then on, so a test can show that scoring left this process.
+    """
+    import time
+
+    from aiw.providers import sentiment
+
+    def start(workers: int) -> list[int]:
+        sentiment._POOL_FAILED.discard(os.getpid())  # an earlier test may have broken its pool on purpose
+        for _ in range(600):
+            pool = sentiment._ready_pool(workers)
+            if pool is not None:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the sentiment process pool of {workers} workers did not start within 60 s")
+        parts: list[int] = []
+        real_map = pool.map
+
+        def counting_map(fn, chunks, *args, **kwargs):  # type: ignore[no-untyped-def]
+            chunks = list(chunks)
+            parts.append(len(chunks))
+            return real_map(fn, chunks, *args, **kwargs)
+
+        monkeypatch.setattr(pool, "map", counting_map)
+        return parts
+
+    return start

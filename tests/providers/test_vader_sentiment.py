@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -122,25 +123,40 @@ def test_bad_inputs_are_refused_clearly() -> None:
         VaderSentiment(workers=0)
 
 
-def test_a_broken_pool_falls_back_to_this_process(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    import os
-    from concurrent.futures.process import BrokenProcessPool
+class _BrokenPool:
+    """A process pool whose worker died."""
 
-    from aiw.providers import sentiment
+    def map(self, *args: object) -> None:
+        from concurrent.futures.process import BrokenProcessPool
 
-    def broken(workers: int) -> None:
         raise BrokenProcessPool("a worker died")
 
-    monkeypatch.setattr(sentiment, "_pool", broken)
-    texts = tricky_sentences(300, seed=5)
+
+@pytest.mark.parametrize(
+    ("replaced", "options", "n", "seed"),
+    [
+        ("_pool", {"parallel_min": 10}, 300, 5),  # the large-table path: waits for its pool
+        ("_ready_pool", {"offload_min": 100}, 600, 17),  # the threaded path of DuckDB's batches
+    ],
+)
+def test_a_broken_pool_falls_back_to_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    replaced: str,
+    options: dict[str, int],
+    n: int,
+    seed: int,
+) -> None:
+    from aiw.providers import sentiment
+
+    monkeypatch.setattr(sentiment, replaced, lambda workers: _BrokenPool())
+    texts = tricky_sentences(n, seed=seed)
     # an earlier test of this process may have marked its pool failed already: start clean
     failed_before = os.getpid() in sentiment._POOL_FAILED
     sentiment._POOL_FAILED.discard(os.getpid())
     try:
         with caplog.at_level(logging.WARNING, logger=sentiment.log.name):
-            got = VaderSentiment(workers=2, parallel_min=10).scores(texts)
+            got = VaderSentiment(workers=2, **options).scores(texts)
         assert "texts in this process" in caplog.text
         np.testing.assert_array_equal(got, VaderSentiment(workers=1).scores(texts))
         assert os.getpid() in sentiment._POOL_FAILED  # not retried on every call
@@ -149,20 +165,7 @@ def test_a_broken_pool_falls_back_to_this_process(
             sentiment._POOL_FAILED.discard(os.getpid())
 
 
-def _wait_for_pool(workers: int) -> None:
-    """Start the pool the threaded path uses and wait until it is up (bounded; not a timing check)."""
-    import time
-
-    from aiw.providers import sentiment
-
-    for _ in range(600):
-        if sentiment._ready_pool(workers) is not None:
-            return
-        time.sleep(0.1)
-    pytest.fail("the sentiment process pool did not start within 60 s")
-
-
-def test_threaded_batches_from_several_threads_equal_serial(reference) -> None:
+def test_threaded_batches_from_several_threads_equal_serial(reference, sentiment_pool_parts) -> None:
     import os
     from concurrent.futures import ThreadPoolExecutor
 
@@ -172,43 +175,26 @@ def test_threaded_batches_from_several_threads_equal_serial(reference) -> None:
     batches = [[*texts[i : i + 500], None] for i in range(0, len(texts), 500)]
     serial = [VaderSentiment(workers=1).scores(b) for b in batches]
     scorer = VaderSentiment(workers=2, offload_min=100)
-    first = [scorer.scores(b) for b in batches[:2]]  # starts the pool in the background; scored here meanwhile
-    _wait_for_pool(2)
+    first = [scorer.scores(b) for b in batches[:2]]  # may start the pool in the background; scored here meanwhile
+    parts = sentiment_pool_parts(2)
     assert (os.getpid(), 2) in sentiment._POOLS
     with ThreadPoolExecutor(max_workers=4) as threads:  # as DuckDB does: several threads at once
         threaded = list(threads.map(scorer.scores, batches))
+    assert parts == [2] * len(batches)  # every batch went to the two workers
     for got, expected in zip(first + threaded, serial[:2] + serial, strict=True):
         np.testing.assert_array_equal(got, expected)  # NaN for the None at the end included
     assert threaded[3][7] == reference(batches[3][7])
 
 
-def test_threaded_entry_point_keeps_order_duplicates_and_none() -> None:
-    texts = ["I love it", None, "I hate it", "I love it", ""] * 200
+def test_threaded_entry_point_keeps_order_duplicates_and_none(reference, sentiment_pool_parts) -> None:
+    distinct = tricky_sentences(600, seed=29)  # enough distinct texts for the pool to take them
+    texts = [*distinct, None, "I hate it", *distinct[:50], ""]
+    parts = sentiment_pool_parts(os.cpu_count() or 1)
+    expected = [math.nan if t is None else reference(t) for t in texts]
     np.testing.assert_array_equal(sentiment_scores(texts, threaded=True), sentiment_scores(texts))
+    np.testing.assert_array_equal(sentiment_scores(texts, threaded=True), expected)
+    assert parts if (os.cpu_count() or 1) > 1 else not parts  # the scoring left this process
     assert sentiment_scores([], threaded=True).shape == (0,)
-
-
-def test_a_broken_pool_in_the_threaded_path_falls_back(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    import os
-    from concurrent.futures.process import BrokenProcessPool
-
-    from aiw.providers import sentiment
-
-    class Broken:
-        def map(self, *args: object) -> None:
-            raise BrokenProcessPool("a worker died")
-
-    monkeypatch.setattr(sentiment, "_ready_pool", lambda workers: Broken())
-    texts = tricky_sentences(600, seed=17)
-    try:
-        got = VaderSentiment(workers=2, offload_min=100).scores(texts)
-        assert "texts in this process" in caplog.text
-        np.testing.assert_array_equal(got, VaderSentiment(workers=1).scores(texts))
-        assert os.getpid() in sentiment._POOL_FAILED
-    finally:
-        sentiment._POOL_FAILED.discard(os.getpid())
 
 
 def test_offload_min_is_checked() -> None:

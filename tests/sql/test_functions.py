@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,12 +73,13 @@ def test_sentiment_and_null(notes_ws: Any) -> None:
     assert rows[0][2] > 0.5 and rows[1][2] < -0.3
 
 
-def test_sentiment_over_many_rows_in_worker_processes(make_workspace: Callable[..., Any]) -> None:
+def test_sentiment_over_many_rows_in_worker_processes(
+    make_workspace: Callable[..., Any], sentiment_pool_parts: Callable[[int], list[int]]
+) -> None:
     """Batches DuckDB hands over from its threads go to the worker processes; scores stay exact."""
     import pyarrow as pa
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    from aiw.providers import sentiment
     from aiw.testing.vader_sentences import tricky_sentences
 
     texts: list[str | None] = list(tricky_sentences(6_000, seed=23))
@@ -94,13 +96,12 @@ def test_sentiment_over_many_rows_in_worker_processes(make_workspace: Callable[.
     expected = [None if t is None else reference.polarity_scores(t)["compound"] for t in texts]
     sql = "SELECT id, ai_sentiment(txt) FROM notes ORDER BY id"
     first = [score for _, score in run_query(ws, sql).rows()]  # may score here while the pool starts
-    for _ in range(600):  # bounded wait for the background start; no timing is asserted
-        if sentiment._ready_pool(sentiment.os.cpu_count() or 1) is not None:
-            break
-        time.sleep(0.1)
+    workers = os.cpu_count() or 1
+    parts = sentiment_pool_parts(workers)
     second = [score for _, score in run_query(ws, sql).rows()]
     assert first == expected
     assert second == expected
+    assert parts if workers > 1 else not parts  # DuckDB's batches went to the worker processes
 
 
 def test_embed_and_similarity(notes_ws: Any, embedder: Any) -> None:

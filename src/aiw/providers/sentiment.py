@@ -160,7 +160,7 @@ class VaderSentiment:
                 # Scores do not depend on where they are computed: fall back to this process, and
                 # say so (a worker died, or processes cannot be started here). Do not try again in
                 # this process: a pool that cannot start would cost its start-up time on every call.
-                _pool_failed(workers, exc, len(texts))
+                _pool_failed(workers, exc)
         return self._score_here(texts)
 
     def _score_here(self, texts: list[str]) -> np.ndarray:
@@ -246,20 +246,19 @@ def _start_pool(workers: int) -> None:
     try:
         _pool(workers)
     except (BrokenProcessPool, OSError, RuntimeError) as exc:  # RuntimeError: the interpreter is exiting
-        _pool_failed(workers, exc, 0)
+        _pool_failed(workers, exc)
     finally:
         with _STARTING_LOCK:
             _STARTING.discard((os.getpid(), workers))
 
 
-def _pool_failed(workers: int, exc: BaseException, n_texts: int) -> None:
+def _pool_failed(workers: int, exc: BaseException) -> None:
     _drop_pool(workers)
     _POOL_FAILED.add(os.getpid())
     log.warning(
-        "sentiment process pool failed (%s: %s); scoring %d texts in this process from now on",
+        "sentiment process pool failed (%s: %s); scoring texts in this process from now on",
         type(exc).__name__,
         exc,
-        n_texts,
     )
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "data_fingerprint",
     "default_pip_requirements",
     "log_model",
+    "mlflow_client",
     "read_held_out_rows",
     "trusted_types_of",
 ]
@@ -226,6 +227,18 @@ def trusted_types_of(model: Any) -> list[str]:
     return needed
 
 
+def mlflow_client(workspace: Workspace) -> Any:
+    """An ``MlflowClient`` on the workspace's tracking store and registry, with MLflow's fluent API
+    (runs, artifact downloads) pointed at them too."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = workspace.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri, uri)
+
+
 class Tracker:
     """Log runs and models to the workspace's MLflow tracking store.
 
@@ -236,45 +249,32 @@ class Tracker:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.experiment = workspace.settings.tracking.experiment
-        self._experiment_id: str | None = None
 
     def _activate(self) -> str:
         """Point MLflow at this workspace and return the experiment id (created if missing).
 
-        The id is looked up once per tracker; a failed logging forgets it, so that an experiment
-        deleted meanwhile is looked up (or created) again on the next call.
+        The lookup costs about 1 ms on the embedded store, so it is not cached: an experiment
+        deleted or renamed meanwhile is simply looked up again.
         """
-        import mlflow
-        from mlflow import MlflowClient
-
-        uri = self.workspace.tracking_uri
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        if self._experiment_id is not None:
-            return self._experiment_id
-        client = MlflowClient(uri, uri)
+        client = mlflow_client(self.workspace)
         try:
             exp = client.get_experiment_by_name(self.experiment)
             if exp is not None:
-                self._experiment_id = str(exp.experiment_id)
-                return self._experiment_id
+                return str(exp.experiment_id)
             location = None
             if not self.workspace.settings.tracking.url:  # embedded: artifacts inside the workspace
                 location = f"{self.workspace.path('mlruns').as_uri()}/{self.experiment}"
-            self._experiment_id = str(client.create_experiment(self.experiment, artifact_location=location))
-            return self._experiment_id
+            return str(client.create_experiment(self.experiment, artifact_location=location))
         except Exception as exc:
             raise BackendError(
-                f"The MLflow tracking store {uri} failed: {exc}",
+                f"The MLflow tracking store {self.workspace.tracking_uri} failed: {exc}",
                 hint="check AIW_TRACKING__URL or the workspace's mlflow.db",
             ) from exc
 
     def client(self) -> Any:
         """An ``MlflowClient`` on this workspace (tracking and registry)."""
-        from mlflow import MlflowClient
-
         self._activate()
-        return MlflowClient(self.workspace.tracking_uri, self.workspace.tracking_uri)
+        return mlflow_client(self.workspace)
 
     def log_model(
         self,
@@ -321,7 +321,6 @@ class Tracker:
         """
         import mlflow
         import pandas as pd
-        from mlflow import MlflowClient
         from mlflow.entities import Metric, Param
         from mlflow.models import Model
         from threadpoolctl import threadpool_limits
@@ -373,7 +372,7 @@ class Tracker:
                     # Tags go with the run's creation: no separate write for them.
                     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or name, tags=run_tags) as run:
                         run_id = run.info.run_id
-                        client = MlflowClient(self.workspace.tracking_uri)
+                        client = mlflow_client(self.workspace)
                         all_params = [Param(k, _param(v)) for k, v in (params or {}).items()]
                         for i in range(0, len(all_params), 100):  # before the model: it copies the run's params
                             client.log_batch(run_id, params=all_params[i : i + 100])
@@ -404,16 +403,12 @@ class Tracker:
             except InvalidInputError:
                 raise
             except Exception as exc:
-                self._experiment_id = None  # look the experiment up again next time
                 raise BackendError(
                     f"Logging the model {name!r} to MLflow failed: {exc}",
                     hint="check the tracking store and, for skops errors, trusted_types",
                 ) from exc
         # MLflow 3 reports the logged model's artifact location as ModelInfo.artifact_path.
-        artifact_uri = (
-            info.artifact_path
-            or MlflowClient(self.workspace.tracking_uri).get_logged_model(info.model_id).artifact_location
-        )
+        artifact_uri = info.artifact_path or client.get_logged_model(info.model_id).artifact_location
         return LoggedModel(
             run_id=run_id,
             model_uri=info.model_uri,

@@ -225,13 +225,9 @@ class ModelRegistry:
 
         The registry needs no experiment, so none is looked up (or created) here.
         """
-        import mlflow
-        from mlflow import MlflowClient
+        from aiw.mlops.tracking import mlflow_client
 
-        uri = self.workspace.tracking_uri
-        mlflow.set_tracking_uri(uri)  # artifact downloads go through the fluent API
-        mlflow.set_registry_uri(uri)
-        return MlflowClient(uri, uri)
+        return mlflow_client(self.workspace)  # artifact downloads go through the fluent API
 
     def deny(
         self,

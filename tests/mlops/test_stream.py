@@ -221,6 +221,7 @@ def test_a_record_the_model_fails_on_is_answered_with_an_error_and_the_rest_scor
     import yaml
     from mlflow.utils.file_utils import local_file_uri_to_path
 
+    from aiw.mlops.monitoring.traffic import recent_predictions
     from aiw.mlops.registry import ModelRegistry
     from aiw.mlops.rollout.faults import FaultyClassifier, log_faulty_model
     from aiw.mlops.serving.stream import StreamScorer
@@ -259,3 +260,7 @@ def test_a_record_the_model_fails_on_is_answered_with_an_error_and_the_rest_scor
             assert result["error_type"] == "RuntimeError" and "failed while scoring 1 row" in result["error"]
         else:
             assert "error" not in result and result["prediction"] in (0, 1)
+    # Each scored record is stored under its own id (labels attach to it; a redelivery is not kept twice).
+    stored = recent_predictions(mlops_ws.db, "stream-faulty", limit=1000)
+    assert sorted(r["request_id"] for r in stored) == sorted(r["id"] for r in records if r["id"] not in failing)
+    assert all(r["source"] == "stream" for r in stored)

@@ -194,6 +194,7 @@ class StreamScorer:
 
         from aiw.mlops.serving.inputs import ColumnBatch, parse_payload
         from aiw.mlops.serving.metrics import serving_metrics
+        from aiw.mlops.serving.predictor import Prediction
 
         t0 = time.perf_counter()
         ids: list[str] = []
@@ -232,17 +233,21 @@ class StreamScorer:
             try:
                 prediction = loaded.score(merged)
             except ModelError:  # one record the model chokes on must not stop the stream: find it
-                fine = []
+                fine, alone = [], []
                 for i, b in good:
                     try:
-                        loaded.score(b)
+                        alone.append(loaded.score(b))
                         fine.append((i, b))
                     except ModelError as exc:
                         results[i], kinds[i] = {"error": exc.message, "error_type": exc.error_type}, "model_error"
                 good, prediction = fine, None
-                if good:
+                if good:  # the records scored one by one, put together (no third pass)
                     merged = merge(good)
-                    prediction = loaded.score(merged)
+                    prediction = Prediction(
+                        np.concatenate([a.predictions for a in alone]),
+                        None if alone[0].probabilities is None else np.concatenate([a.probabilities for a in alone]),
+                        alone[0].classes,
+                    )
         if good and prediction is not None:
             labels = prediction.predictions.tolist()
             proba = prediction.probabilities.tolist() if prediction.probabilities is not None else None
@@ -268,6 +273,7 @@ class StreamScorer:
                 prediction,
                 elapsed,
                 source="stream",
+                row_ids=[ids[i] for i, _ in good],  # each record under its own id: labels attach to it
             )
         publishes = []
         for i, (rid, outcome) in enumerate(zip(ids, results, strict=True)):

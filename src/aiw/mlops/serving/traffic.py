@@ -17,6 +17,7 @@ import math
 import threading
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -92,16 +93,26 @@ class TrafficRecorder:
         *,
         source: str = "rest",
         request_id: str | None = None,
+        row_ids: Sequence[str] | None = None,
     ) -> str | None:
         """Queue one served request (cheap: the JSON is built later, off the request path).
 
+        Args:
+            request_id: The request's id (a new one when omitted); its rows are stored as
+                :func:`row_request_id` of it, up to ``serving.traffic_sample_rows`` of them.
+            row_ids: Instead, one id per row, for rows that are requests of their own (streamed
+                records): every row is kept under its own id, so that labels can be attached to it
+                and a redelivered record is not stored twice.
+
         Returns:
-            The request id it is stored under (a new one unless given), or None when nothing is kept.
+            The request id it is stored under, or None when nothing is kept (or ``row_ids`` is given).
         """
         if not self.enabled:
             return None
-        rid = request_id or uuid.uuid4().hex
-        n = self.settings.traffic_sample_rows
+        if row_ids is not None and len(row_ids) != batch.rows:
+            raise InvalidInputError(f"record() needs one row id per row: {len(row_ids)} ids for {batch.rows} rows.")
+        rid: str | list[str] = list(row_ids) if row_ids is not None else request_id or uuid.uuid4().hex
+        n = batch.rows if row_ids is not None else self.settings.traffic_sample_rows
         cols = {k: v[:n] for k, v in batch.columns.items()}
         score = prediction.score
         entry = (
@@ -123,7 +134,7 @@ class TrafficRecorder:
             self._queue.append(entry)
         if self._thread is None:
             self._start()
-        return rid
+        return rid if isinstance(rid, str) else None
 
     def _start(self) -> None:
         with self._lock:
@@ -158,7 +169,7 @@ class TrafficRecorder:
                         TrafficRecord(
                             model=model,
                             version=str(version),
-                            request_id=row_request_id(rid, i),
+                            request_id=rid[i] if isinstance(rid, list) else row_request_id(rid, i),
                             features={k: _finite(v) for k, v in zip(names, values, strict=True)},
                             prediction=_finite(pred_list[i]) if i < len(pred_list) else None,
                             ts=ts,

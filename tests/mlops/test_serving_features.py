@@ -153,6 +153,7 @@ def test_keys_missing_from_the_online_store_are_named(env: Env) -> None:
     # the keys that are missing, and only those
     assert error["message"].endswith(f"for claim_id {MISSING[0]}, {MISSING[1]}"), error["message"]
     assert "aiw features materialize" in error["hint"]
+    assert error["missing"] == {"claim_id": list(MISSING)}  # machine-readable too
     metrics = httpx.get(f"{env.base}/metrics", headers=auth(env.key), timeout=30).text
     assert f'aiw_model_errors_total{{kind="features_missing",model="{env.model}",version="1"}}' in metrics
     denied = env.ws.audit.records(action="models.predict", outcome="denied", limit=5)

@@ -59,6 +59,10 @@ class MissingOnlineFeatures(InvalidInputError):
         super().__init__(message, hint=hint)
         self.missing = missing
 
+    def fields(self) -> dict[str, Any]:
+        """The keys without online features (added to the API's 422 body)."""
+        return {"missing": self.missing}
+
 
 @dataclass(frozen=True)
 class OnlinePlan:

@@ -40,8 +40,6 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, people: People) -> Iterator[Env]:
-    import skops.io
-    import yaml
     from mlflow.utils.file_utils import local_file_uri_to_path
 
     from aiw.data._warehouse import warehouse
@@ -50,6 +48,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, people: People) -> Iterator[En
     from aiw.features.store import FeatureStoreService
     from aiw.mlops.registry import ModelRegistry
     from aiw.mlops.rollout.faults import log_faulty_model
+    from aiw.mlops.serving.loader import read_sklearn_model
     from aiw.mlops.tour import ApiServerThread
     from aiw.mlops.training import (
         CATEGORICAL_FEATURES,
@@ -74,8 +73,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, people: People) -> Iterator[En
     promote(ws, model, 1, people)
 
     folder = Path(local_file_uri_to_path(trained.logged.artifact_uri))
-    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
-    pipeline = skops.io.load(folder / flavor["pickled_model"], trusted=list(trained.logged.trusted_types))
+    pipeline = read_sklearn_model(folder, trained.logged.trusted_types)
     frame, _, _ = load_claim_features(ws)
     columns = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
     faulty_logged = log_faulty_model(

@@ -217,19 +217,17 @@ def test_a_record_the_model_fails_on_is_answered_with_an_error_and_the_rest_scor
 ) -> None:
     """A model that raises on one record must neither stop the stream nor take the batch down."""
     import pandas as pd
-    import skops.io
-    import yaml
     from mlflow.utils.file_utils import local_file_uri_to_path
 
     from aiw.mlops.monitoring.traffic import recent_predictions
     from aiw.mlops.registry import ModelRegistry
     from aiw.mlops.rollout.faults import FaultyClassifier, log_faulty_model
+    from aiw.mlops.serving.loader import read_sklearn_model
     from aiw.mlops.serving.stream import StreamScorer
     from aiw.mlops.training import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, load_claim_features
 
     folder = Path(local_file_uri_to_path(trained.logged.artifact_uri))
-    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
-    pipeline = skops.io.load(folder / flavor["pickled_model"], trusted=list(trained.logged.trusted_types))
+    pipeline = read_sklearn_model(folder, trained.logged.trusted_types)
     frame, _, _ = load_claim_features(mlops_ws)
     columns = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
     logged = log_faulty_model(

@@ -45,11 +45,10 @@ def rollout_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def models(rollout_ws: Any) -> Models:
     """A small fraud model and its faulty twin, logged once for the session, and traffic rows."""
-    import skops.io
-    import yaml
     from mlflow.utils.file_utils import local_file_uri_to_path
 
     from aiw.mlops.rollout.faults import log_faulty_model
+    from aiw.mlops.serving.loader import read_sklearn_model
     from aiw.mlops.training import (
         CATEGORICAL_FEATURES,
         LABEL,
@@ -63,8 +62,7 @@ def models(rollout_ws: Any) -> Models:
     features = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
     # the fitted pipeline, read back from the logged files exactly as serving loads it
     folder = Path(local_file_uri_to_path(good.logged.artifact_uri))
-    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
-    pipeline = skops.io.load(folder / flavor["pickled_model"], trusted=list(good.logged.trusted_types))
+    pipeline = read_sklearn_model(folder, good.logged.trusted_types)
     faulty = log_faulty_model(
         rollout_ws, pipeline, frame[features].head(600), frame[LABEL].head(600), name="fraud-faulty", failure_rate=0.1
     )

@@ -72,10 +72,8 @@ class ChunkScorer:
     """
 
     def __init__(self, spec: ScorerSpec) -> None:
-        import skops.io
-        import yaml  # type: ignore[import-untyped,unused-ignore]
-
         from aiw.mlops.serving.inputs import InputSchema
+        from aiw.mlops.serving.loader import read_sklearn_model
         from aiw.mlops.serving.predictor import SklearnPredictor
 
         folder = Path(spec.folder)
@@ -85,10 +83,7 @@ class ChunkScorer:
                 f"Model {spec.name!r} version {spec.version} failed its checksum check "
                 f"({result.describe()}); it will not be loaded"
             )
-        flavor = (yaml.safe_load((folder / "MLmodel").read_text()) or {}).get("flavors", {}).get("sklearn", {})
-        model = skops.io.load(
-            folder / str(flavor.get("pickled_model", "model.skops")), trusted=list(spec.trusted_types)
-        )
+        model = read_sklearn_model(folder, spec.trusted_types)
         self.spec = spec
         self.schema = InputSchema(spec.signature)
         self.predictor = SklearnPredictor(model, self.schema)

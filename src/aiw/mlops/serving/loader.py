@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,15 @@ if TYPE_CHECKING:
     from aiw.settings import ServingSettings
     from aiw.workspace import Workspace
 
-__all__ = ["LoadedModel", "ModelResolver", "freeze_heap", "load_model_version", "model_failure", "verification_batch"]
+__all__ = [
+    "LoadedModel",
+    "ModelResolver",
+    "freeze_heap",
+    "load_model_version",
+    "model_failure",
+    "read_sklearn_model",
+    "verification_batch",
+]
 
 DEFAULT_ALIAS = "champion"
 _log = logging.getLogger(__name__)
@@ -163,6 +172,20 @@ def verification_batch(folder: Path, manifest: dict[str, str], schema: InputSche
         return None
 
 
+def read_sklearn_model(folder: Path, trusted_types: Sequence[str]) -> Any:
+    """The scikit-learn model of an MLflow model folder (saved with skops), trusting exactly
+    ``trusted_types``: pass the registry's list, never the one in the (checksummed) folder.
+
+    Raises:
+        skops.io.exceptions.UntrustedTypesFoundException: the file holds a type not in the list.
+    """
+    import skops.io
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    flavor = (yaml.safe_load((folder / "MLmodel").read_text()) or {}).get("flavors", {}).get("sklearn", {})
+    return skops.io.load(folder / str(flavor.get("pickled_model", "model.skops")), trusted=list(trusted_types))
+
+
 def load_model_version(
     registry: ModelRegistry,
     name: str,
@@ -189,15 +212,11 @@ def load_model_version(
         InvalidInputError: ``runtime='onnx'`` and ONNX does not reproduce the model.
     """
     import skops.io
-    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     started = time.perf_counter()
     folder, mv = registry.verified_folder(name, version, actor=actor)
-    flavor = (yaml.safe_load((folder / "MLmodel").read_text()) or {}).get("flavors", {}).get("sklearn", {})
-    model_file = folder / str(flavor.get("pickled_model", "model.skops"))
     try:
-        # The allow-list comes from the registry, never from the (checksummed) model folder.
-        model = skops.io.load(model_file, trusted=list(mv.trusted_types))
+        model = read_sklearn_model(folder, mv.trusted_types)
     except skops.io.exceptions.UntrustedTypesFoundException as exc:
         raise registry.deny(
             actor,

@@ -12,18 +12,6 @@ import sqlalchemy as sa
 pytestmark = pytest.mark.integration
 
 
-def _config(db: Any, conn: sa.Connection) -> Any:
-    from alembic.config import Config
-
-    from aiw.db import _MIGRATIONS
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
-    cfg.attributes["connection"] = conn
-    return cfg
-
-
 def _db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     from aiw.db import MetadataDB
 
@@ -65,7 +53,7 @@ def test_served_traffic_migration_moves_the_old_request_log(
 
     db = _db(backend, tmp_path, request)
     with db.engine.begin() as conn:
-        cfg = _config(db, conn)
+        cfg = db.alembic_config(conn)
         for head in ("0002_mlops", "0003_data_platform", "0004_monitoring", "0005_rollout"):
             command.upgrade(cfg, head)
         conn.execute(

@@ -92,17 +92,22 @@ class MetadataDB:
         Each capability owns a branch rooted at ``0001_foundation``.
         """
         from alembic import command
+
+        try:
+            with self.engine.begin() as conn:
+                command.upgrade(self.alembic_config(conn), "heads")
+        except sa.exc.OperationalError as exc:
+            raise _translate(exc, self.safe_url) from exc
+
+    def alembic_config(self, conn: Connection) -> Any:
+        """Alembic's configuration for this database's migrations, run on ``conn`` (in its transaction)."""
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        try:
-            with self.engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "heads")
-        except sa.exc.OperationalError as exc:
-            raise _translate(exc, self.safe_url) from exc
+        cfg.attributes["connection"] = conn
+        return cfg
 
     def ping(self) -> None:
         """Raise :class:`~aiw.errors.BackendError` when the database does not answer."""

@@ -119,3 +119,19 @@ def test_queries_of_the_embedding_model_run_on_one_duckdb_thread(notes_ws: Any) 
         assert plain.rows()[0][0] == conn.execute("SELECT current_setting('threads')").fetchone()[0]
     finally:
         conn.close()
+
+
+def test_the_statement_check_names_the_functions_the_query_calls() -> None:
+    """From the parse tree: a function name inside a string or a comment is not a call."""
+    import duckdb
+
+    from aiw.sql.runner import check_read_only
+
+    conn = duckdb.connect()
+    try:
+        sql = "SELECT upper('ai_embed(x)'), AI_Similarity(a, b) FROM t WHERE len(a) > 1 -- ai_embed("
+        assert check_read_only(conn, sql) == {"upper", "ai_similarity", "len"}
+        inner = "SELECT * FROM query('SELECT ai_embed(txt) FROM notes')"
+        assert "ai_embed" in check_read_only(conn, inner)  # the query inside query() too
+    finally:
+        conn.close()

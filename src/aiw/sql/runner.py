@@ -11,7 +11,6 @@ tell whether the result was cut).
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import threading
@@ -167,8 +166,12 @@ def _refuse(what: str) -> InvalidInputError:
     )
 
 
-def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
+def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> set[str]:
     """Refuse ``sql`` unless it is one statement that only reads tables.
+
+    Returns:
+        The names (lower case) of the scalar functions the statement calls, from its parse tree
+        (so a name inside a string or a comment is not one).
 
     Raises:
         InvalidInputError: the SQL does not parse, holds several statements, is not a SELECT, or
@@ -198,9 +201,12 @@ def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
         raise _refuse(f"{sql.strip().split()[0].upper()} statement") from exc
     if tree.get("error"):
         raise _refuse(f"{sql.strip().split()[0].upper()} statement")
+    called: set[str] = set()
     for node in _walk(tree.get("statements", [])):
         node_type = node.get("type")
-        if node_type == "TABLE_FUNCTION":
+        if node_type == "FUNCTION":
+            called.add(str(node.get("function_name", "")).lower())
+        elif node_type == "TABLE_FUNCTION":
             fn = node.get("function") or {}
             name = str(fn.get("function_name", "")).lower()
             if name not in _ALLOWED_TABLE_FUNCTIONS:
@@ -213,7 +219,7 @@ def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
                 source = _constant_text(children[_SOURCE_TAKING[name]])
                 if source is not None:
                     if _QUERY_LIKE.match(source):
-                        check_read_only(conn, source, _depth=_depth + 1)
+                        called |= check_read_only(conn, source, _depth=_depth + 1)
                     elif not _TABLE_NAME.match(source.strip()):
                         raise InvalidInputError(
                             f"{source!r} is neither a table name nor a SELECT query",
@@ -231,6 +237,7 @@ def check_read_only(conn: Any, sql: str, *, _depth: int = 0) -> None:
                     f"Reading the file {name!r} directly is not allowed",
                     hint="load it into the warehouse first ('aiw data ...')",
                 )
+    return called
 
 
 def _message(exc: Exception) -> str:
@@ -250,17 +257,6 @@ def _open(workspace: Workspace) -> Any:
         # This process already holds the warehouse open for writing (DuckDB allows one mode per
         # file and process); the statement check above still refuses every write.
         return workspace.connect_warehouse(read_only=False)
-
-
-@functools.cache
-def _embedding_calls() -> re.Pattern[str]:
-    from aiw.sql.functions import EMBEDDING_FUNCTION_NAMES
-
-    return re.compile(rf"\b({'|'.join(EMBEDDING_FUNCTION_NAMES)})\s*\(", re.IGNORECASE)
-
-
-def _calls_embedding_model(sql: str) -> bool:
-    return _embedding_calls().search(sql) is not None
 
 
 def run_query(
@@ -286,6 +282,7 @@ def run_query(
     import pyarrow as pa
 
     from aiw.sql.connection import ai_context
+    from aiw.sql.functions import EMBEDDING_FUNCTION_NAMES
 
     limit = workspace.settings.sql.row_limit if row_limit is None else row_limit
     timeout = workspace.settings.sql.timeout_s if timeout_s is None else timeout_s
@@ -299,12 +296,6 @@ def run_query(
     # buffer is full, and Python UDFs (the ai_* functions) ran about one chunk at a time; with
     # room for more they run side by side (benchmarks/bench_sql_sentiment.py).
     conn.execute(f"SET streaming_buffer_size = '{_STREAMING_BUFFER}'")
-    if _calls_embedding_model(sql):
-        # The embedding model already keeps every core busy (torch's threads); a DuckDB worker
-        # thread running the UDF leaves this client thread spinning on the other core, so
-        # the query runs on this thread alone (5% faster in an interleaved comparison, and the
-        # embedding cost dwarfs any scan the query adds).
-        conn.execute("SET threads = 1")
     ctx = ai_context(workspace)
     seq = ctx.seq
     timed_out = threading.Event()
@@ -317,7 +308,12 @@ def run_query(
     timer.daemon = True
     started = time.perf_counter()
     try:
-        check_read_only(conn, sql)
+        if not check_read_only(conn, sql).isdisjoint(EMBEDDING_FUNCTION_NAMES):
+            # The embedding model already keeps every core busy (torch's threads); a DuckDB worker
+            # thread running the UDF leaves this client thread spinning on the other core, so
+            # the query runs on this thread alone (5% faster in an interleaved comparison, and the
+            # embedding cost dwarfs any scan the query adds).
+            conn.execute("SET threads = 1")
         ctx.last_error = None
         timer.start()
         try:

@@ -40,6 +40,8 @@ __all__ = [
     "check_k",
     "check_vectors",
     "chunk_facets",
+    "chunk_from_record",
+    "chunk_from_stored",
     "facet",
     "matches",
     "normalise_filters",
@@ -259,7 +261,26 @@ def chunk_from_stored(stored: Mapping[str, Any] | None, backend: str) -> Chunk:
             f"A {backend} record lacks its chunk data; it was not written by aiw",
             hint="ingest into a collection of its own",
         )
-    return Chunk.from_record(json.loads(str(stored["record"])))
+    return chunk_from_record(str(stored["record"]))
+
+
+_CHUNKS: dict[str, Chunk] = {}
+_CHUNKS_MAX = 10_000
+
+
+def chunk_from_record(record: str) -> Chunk:
+    """The chunk a stored JSON record holds, decoded once per distinct record.
+
+    Searches return the same popular chunks again and again. The record text itself is the key,
+    so a chunk rewritten under the same id is decoded anew; the chunks are shared (frozen, and
+    their metadata must not be mutated).
+    """
+    found = _CHUNKS.get(record)
+    if found is None:
+        if len(_CHUNKS) >= _CHUNKS_MAX:
+            _CHUNKS.clear()
+        found = _CHUNKS[record] = Chunk.from_record(json.loads(record))
+    return found
 
 
 def check_vectors(chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int | None) -> np.ndarray:

@@ -31,6 +31,7 @@ from aiw.rag.index import (
     check_k,
     check_vectors,
     chunk_facets,
+    chunk_from_record,
     facet,
     normalise_filters,
     query_weights,
@@ -68,25 +69,6 @@ def _fetch(table: Any, native: Callable[[Any], Any], sync: Callable[[], pa.Table
         return await native(inner.query()).to_arrow()
 
     return LOOP.run(run())
-
-
-_CHUNKS: dict[str, Chunk] = {}
-_CHUNKS_MAX = 10_000
-
-
-def _chunk(record: str) -> Chunk:
-    """The chunk a stored record holds, decoded once per distinct record.
-
-    Searches return the same popular chunks again and again. The record text itself is the key,
-    so a chunk rewritten under the same id is decoded anew; the chunks are shared (frozen, and
-    their metadata must not be mutated).
-    """
-    found = _CHUNKS.get(record)
-    if found is None:
-        if len(_CHUNKS) >= _CHUNKS_MAX:
-            _CHUNKS.clear()
-        found = _CHUNKS[record] = Chunk.from_record(json.loads(record))
-    return found
 
 
 def _quote(value: str) -> str:
@@ -315,7 +297,8 @@ class LanceDBIndex:
         records = found.column("record").to_pylist()
         distances = found.column("_distance").to_pylist()
         return [
-            Hit(_chunk(r), 1.0 - float(d), vectors[i]) for i, (r, d) in enumerate(zip(records, distances, strict=True))
+            Hit(chunk_from_record(r), 1.0 - float(d), vectors[i])
+            for i, (r, d) in enumerate(zip(records, distances, strict=True))
         ]
 
     def search_text(self, collection: str, query: TextQuery, k: int, filters: Filters | None = None) -> list[Hit]:
@@ -352,7 +335,7 @@ class LanceDBIndex:
             raise BackendError(f"Full-text search in LanceDB {collection!r} failed: {exc}") from exc
         scores = found.column("_score").to_pylist()
         return [
-            Hit(_chunk(r), float(sc))
+            Hit(chunk_from_record(r), float(sc))
             for r, sc in zip(found.column("record").to_pylist(), scores, strict=True)
             if float(sc) > 0
         ]
@@ -371,7 +354,7 @@ class LanceDBIndex:
                 rows = table.search().where(predicate).select(_READ_COLUMNS).limit(len(part)).to_arrow().to_pylist()
             except Exception as exc:
                 raise BackendError(f"Reading from LanceDB {collection!r} failed: {exc}") from exc
-            found.update({r["id"]: Chunk.from_record(json.loads(r["record"])) for r in rows})
+            found.update({r["id"]: chunk_from_record(r["record"]) for r in rows})
         return [found[i] for i in chunk_ids if i in found]
 
     def count(self, collection: str, filters: Filters | None = None) -> int:
